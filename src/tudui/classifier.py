@@ -1,0 +1,103 @@
+"""The one LightningModule: wraps any registered model for image classification."""
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from tudui.errors import ConfigError
+from tudui.models import create_model
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+SCHEDULERS: dict[str, type[torch.optim.lr_scheduler.LRScheduler]] = {
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "step": torch.optim.lr_scheduler.StepLR,
+    "onecycle": torch.optim.lr_scheduler.OneCycleLR,
+}
+
+
+def _pick(table: dict[str, Any], name: str, key: str) -> Any:
+    if name not in table:
+        raise ConfigError(f"Unknown {key}.name {name!r}. Choose one of: {', '.join(table)}.")
+    return table[name]
+
+
+class ImageClassifier(L.LightningModule):
+    """Cross-entropy classification of images by a model from :mod:`tudui.models`.
+
+    Every argument is a plain container, so the checkpoint describes itself and loads
+    with ``torch.load(..., weights_only=True)`` without Hydra or the config that made it.
+
+    Args:
+        model: ``{"name": <registered model>, **its arguments}``.
+        classes: class names, in label order; their number sizes the model's output.
+        input_spec: the input the model was trained on (``InputSpec.to_dict()``).
+        optim: ``{"name": "sgd" | "adam" | "adamw", **optimizer arguments}``.
+        scheduler: ``{"name": ..., "interval": "epoch" | "step", **arguments}`` or ``None``.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        classes: list[str],
+        input_spec: dict[str, Any],
+        optim: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model: nn.Module = create_model(**model, num_classes=len(classes))
+        size = input_spec["size"]
+        self.example_input_array = torch.zeros(1, 3, size, size)  # model graph and summary
+        self.val_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        loss = F.cross_entropy(self(images), labels)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        images, labels = batch
+        logits = self(images)
+        accuracy = self.val_acc if stage == "val" else self.test_acc
+        accuracy(logits, labels)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True)
+        self.log(f"{stage}/acc", accuracy, prog_bar=True)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self(images).softmax(dim=-1)
+
+    def configure_optimizers(self) -> Any:
+        optim = dict(self.hparams.optim)
+        optimizer_cls = _pick(OPTIMIZERS, optim.pop("name"), "optim")
+        # Frozen parameters (requires_grad=False) are left out of the optimizer entirely.
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = optimizer_cls(trainable, **optim)
+        if not self.hparams.scheduler:
+            return optimizer
+        schedule = dict(self.hparams.scheduler)
+        scheduler_cls = _pick(SCHEDULERS, schedule.pop("name"), "scheduler")
+        interval = schedule.pop("interval", "epoch")
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler_cls(optimizer, **schedule), "interval": interval},
+        }

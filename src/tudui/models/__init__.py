@@ -1,0 +1,18 @@
+"""Plain ``nn.Module`` classifiers, looked up by name.
+
+Every model is registered under a short name and declares the input it expects
+(:class:`InputSpec`); data pipelines and ``predict.py`` are built from that declaration,
+so sizes and normalization constants live in exactly one place.
+"""
+
+from tudui.models.registry import InputSpec, create_model, input_spec, list_models, register_model
+from tudui.models.tudui_cnn import TuduiCNN
+
+__all__ = [
+    "InputSpec",
+    "TuduiCNN",
+    "create_model",
+    "input_spec",
+    "list_models",
+    "register_model",
+]

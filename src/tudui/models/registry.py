@@ -1,0 +1,75 @@
+"""Model registry: names known to the project, and the input each model expects."""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from torch import nn
+
+from tudui.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects of its input images.
+
+    ``mean``/``std`` of ``None`` means pixels go in as floats in [0, 1] (``ToTensor``)
+    without normalization, as in the tutorial.
+    """
+
+    size: int
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def override(
+        self,
+        size: int | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> "InputSpec":
+        """This spec with the values a data config sets; ``None`` keeps the model's."""
+        given = {"size": size, "mean": mean, "std": std}
+        return replace(self, **{k: tuple(v) if k != "size" else v for k, v in given.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain containers only, so a checkpoint holding it loads with ``weights_only``."""
+        return asdict(self)
+
+
+# name -> (model class, function of the model's arguments giving its InputSpec)
+_MODELS: dict[str, tuple[type[nn.Module], Callable[..., InputSpec]]] = {}
+
+
+def register_model(name: str, spec: Callable[..., InputSpec]) -> Callable[[type], type]:
+    """Class decorator: make a model buildable by ``name``; ``spec(**model_args)`` gives its input."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        _MODELS[name] = (cls, spec)
+        return cls
+
+    return add
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def _lookup(name: str) -> tuple[type[nn.Module], Callable[..., InputSpec]]:
+    if name not in _MODELS:
+        raise ConfigError(
+            f"Unknown model {name!r}. Available models: {', '.join(list_models())}. "
+            "Pick one with model=<name>."
+        )
+    return _MODELS[name]
+
+
+def create_model(name: str, num_classes: int, **model_args: Any) -> nn.Module:
+    """Build the registered model ``name`` with ``num_classes`` outputs."""
+    cls, _ = _lookup(name)
+    return cls(num_classes=num_classes, **model_args)
+
+
+def input_spec(name: str, **model_args: Any) -> InputSpec:
+    """The input the model ``name`` built with ``model_args`` expects, without building it."""
+    _, spec = _lookup(name)
+    return spec(**model_args)

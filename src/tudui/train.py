@@ -1,0 +1,58 @@
+"""``train(cfg)``: compose a run from a Hydra config, fit, then test the best checkpoint."""
+
+import logging
+import warnings
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from tudui.classifier import ImageClassifier
+from tudui.models import input_spec
+
+log = logging.getLogger(__name__)
+
+# TensorBoard's add_graph (the model graph tab) can only trace with torch.jit, which torch
+# now flags as deprecated on every call; the graph is worth keeping until TensorBoard moves on.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+
+
+def _plain(node: Any) -> Any:
+    """Config node -> dicts and lists, so nothing of OmegaConf reaches a checkpoint."""
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train ``cfg.model`` on ``cfg.data``; return the best validation accuracy.
+
+    The datamodule is set up before the model is built because the data decides the
+    classes (and so ``num_classes``), and the model decides the input size and
+    normalization the data is prepared with.
+    """
+    L.seed_everything(cfg.seed, workers=True)
+    model_cfg = _plain(cfg.model)
+    datamodule = instantiate(cfg.data, model_input=input_spec(**model_cfg), _convert_="object")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    classifier = ImageClassifier(
+        model=model_cfg,
+        classes=datamodule.classes,
+        input_spec=datamodule.input_spec.to_dict(),
+        optim=_plain(cfg.optim),
+        scheduler=_plain(cfg.scheduler) or None,  # scheduler=none composes to {}
+    )
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    logger = instantiate(cfg.logger) if cfg.logger else False
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    trainer.test(classifier, datamodule=datamodule, ckpt_path=best or None)
+    test_acc = trainer.callback_metrics.get("test/acc")
+    if test_acc is not None:
+        log.info("test/acc %.4f (%s)", test_acc, best or "weights at the end of training")
+    best_score = checkpoint.best_model_score if checkpoint is not None else None
+    return float(best_score) if best_score is not None else None
