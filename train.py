@@ -1,10 +1,10 @@
 """Train an image classifier; Hydra composes the run from ``conf/``.
 
-    python train.py model=tudui_cnn data=cifar10          # the tutorial's recipe
-    python train.py optim=adam optim.lr=1e-3 trainer=cpu  # any key can be overridden
-    python train.py -m optim.lr=1e-2,1e-3                 # a sweep, one run each
-    python train.py --help                                # config groups and options
-    tensorboard --logdir outputs
+python train.py model=tudui_cnn data=cifar10          # the tutorial's recipe
+python train.py optim=adam optim.lr=1e-3 trainer=cpu  # any key can be overridden
+python train.py -m optim.lr=1e-2,1e-3                 # a sweep, one run each
+python train.py --help                                # config groups and options
+tensorboard --logdir outputs
 """
 
 import hydra

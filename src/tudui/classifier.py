@@ -11,6 +11,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from tudui.errors import ConfigError
 from tudui.models import create_model
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
@@ -62,13 +64,13 @@ class ImageClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
         loss = F.cross_entropy(self(images), labels)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+    def _eval_step(self, batch: Batch, stage: str) -> None:
         images, labels = batch
         logits = self(images)
         accuracy = self.val_acc if stage == "val" else self.test_acc
@@ -76,10 +78,10 @@ class ImageClassifier(L.LightningModule):
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True)
         self.log(f"{stage}/acc", accuracy, prog_bar=True)
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -97,7 +99,8 @@ class ImageClassifier(L.LightningModule):
         schedule = dict(self.hparams.scheduler)
         scheduler_cls = _pick(SCHEDULERS, schedule.pop("name"), "scheduler")
         interval = schedule.pop("interval", "epoch")
+        scheduler = scheduler_cls(optimizer, **schedule)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler_cls(optimizer, **schedule), "interval": interval},
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }

@@ -28,8 +28,14 @@ class InputSpec:
         std: tuple[float, float, float] | None = None,
     ) -> "InputSpec":
         """This spec with the values a data config sets; ``None`` keeps the model's."""
-        given = {"size": size, "mean": mean, "std": std}
-        return replace(self, **{k: tuple(v) if k != "size" else v for k, v in given.items() if v is not None})
+        changes: dict[str, Any] = {}
+        if size is not None:
+            changes["size"] = size
+        if mean is not None:
+            changes["mean"] = tuple(mean)
+        if std is not None:
+            changes["std"] = tuple(std)
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain containers only, so a checkpoint holding it loads with ``weights_only``."""
@@ -41,7 +47,7 @@ _MODELS: dict[str, tuple[type[nn.Module], Callable[..., InputSpec]]] = {}
 
 
 def register_model(name: str, spec: Callable[..., InputSpec]) -> Callable[[type], type]:
-    """Class decorator: make a model buildable by ``name``; ``spec(**model_args)`` gives its input."""
+    """Class decorator: build the model by ``name``; ``spec(**model_args)`` is its input."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         _MODELS[name] = (cls, spec)
