@@ -30,6 +30,7 @@ def train(cfg: DictConfig) -> float | None:
     classes (and so ``num_classes``), and the model decides the input size and
     normalization the data is prepared with.
     """
+    log.info("run folder: %s", cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     model_cfg = _plain(cfg.model)
     datamodule = instantiate(cfg.data, model_input=input_spec(**model_cfg), _convert_="object")

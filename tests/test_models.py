@@ -1,0 +1,57 @@
+import pytest
+import torch
+from torch import nn
+
+from tudui.errors import ConfigError
+from tudui.models import InputSpec, TuduiCNN, create_model, input_spec, list_models
+
+
+def test_tudui_cnn_is_the_tutorial_network():
+    model = TuduiCNN(num_classes=10)
+    layers = list(model.model)
+    expected = [
+        (nn.Conv2d, dict(in_channels=3, out_channels=32, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))),
+        (nn.MaxPool2d, dict(kernel_size=2)),
+        (nn.Conv2d, dict(in_channels=32, out_channels=32, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))),
+        (nn.MaxPool2d, dict(kernel_size=2)),
+        (nn.Conv2d, dict(in_channels=32, out_channels=64, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))),
+        (nn.MaxPool2d, dict(kernel_size=2)),
+        (nn.Flatten, {}),
+        (nn.Linear, dict(in_features=1024, out_features=64)),
+        (nn.Linear, dict(in_features=64, out_features=10)),
+    ]
+    assert len(layers) == len(expected)
+    for layer, (cls, attrs) in zip(layers, expected, strict=True):
+        assert type(layer) is cls
+        for name, value in attrs.items():
+            assert getattr(layer, name) == value, (layer, name)
+
+
+def test_tudui_cnn_maps_a_batch_to_logits():
+    out = TuduiCNN(num_classes=10)(torch.randn(64, 3, 32, 32))
+    assert out.shape == (64, 10)
+
+
+def test_tutorial_state_dict_keys_load():
+    # The tutorial's model.py names its Sequential `model`: its saved weights load as they are.
+    keys = set(TuduiCNN().state_dict())
+    assert {"model.0.weight", "model.0.bias", "model.8.weight", "model.8.bias"} <= keys
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_builds_for_its_input(name):
+    spec = input_spec(name)
+    model = create_model(name, num_classes=3)
+    assert model(torch.zeros(2, 3, spec.size, spec.size)).shape == (2, 3)
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="tudui_cnn"):
+        create_model("resnet9000", num_classes=10)
+
+
+def test_input_spec_override_keeps_what_is_not_set():
+    spec = InputSpec(size=224, mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+    assert spec.override(size=64) == InputSpec(64, (0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
+    assert spec.override(mean=[0, 0, 0], std=[1, 1, 1]).mean == (0, 0, 0)
+    assert InputSpec(32).to_dict() == {"size": 32, "mean": None, "std": None}
