@@ -77,7 +77,7 @@ def start_script(script: str, *args: str, cwd: Path = REPO) -> subprocess.Popen:
 
 
 def compose_config(*overrides: str):
-    """The config ``train.py`` would run with these overrides, for calling ``train()`` in-process."""
+    """The config ``train.py`` would compose from these overrides, for ``train()`` in-process."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

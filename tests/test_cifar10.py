@@ -30,7 +30,7 @@ def test_loads_the_on_disk_format(fake_cifar):
     assert labels.shape == (8,) and labels.dtype == torch.int64
     x, y = dm.on_after_batch_transfer((images, labels), 0)
     assert x.dtype == torch.float32 and x.shape == (8, 3, 32, 32)
-    assert 0.0 <= x.min() and x.max() <= 1.0  # ToTensor's range, no normalization by default
+    assert x.min() >= 0.0 and x.max() <= 1.0  # ToTensor's range, no normalization by default
     assert torch.equal(x, images.float() / 255) and y is labels
 
 

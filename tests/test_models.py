@@ -10,11 +10,24 @@ def test_tudui_cnn_is_the_tutorial_network():
     model = TuduiCNN(num_classes=10)
     layers = list(model.model)
     expected = [
-        (nn.Conv2d, dict(in_channels=3, out_channels=32, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))),
+        (
+            nn.Conv2d,
+            dict(in_channels=3, out_channels=32, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2)),
+        ),
         (nn.MaxPool2d, dict(kernel_size=2)),
-        (nn.Conv2d, dict(in_channels=32, out_channels=32, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))),
+        (
+            nn.Conv2d,
+            dict(
+                in_channels=32, out_channels=32, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2)
+            ),
+        ),
         (nn.MaxPool2d, dict(kernel_size=2)),
-        (nn.Conv2d, dict(in_channels=32, out_channels=64, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))),
+        (
+            nn.Conv2d,
+            dict(
+                in_channels=32, out_channels=64, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2)
+            ),
+        ),
         (nn.MaxPool2d, dict(kernel_size=2)),
         (nn.Flatten, {}),
         (nn.Linear, dict(in_features=1024, out_features=64)),
