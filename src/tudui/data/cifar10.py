@@ -1,0 +1,168 @@
+"""CIFAR-10 as the tutorial uses it, held in memory as one uint8 tensor."""
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torchvision.datasets import CIFAR10
+from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+
+from tudui.data.in_memory import BatchTransform, InMemoryImages, batch_loader
+from tudui.errors import DataError
+from tudui.models import InputSpec
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """CIFAR's batches are pickles; let them build numpy arrays and nothing else."""
+
+    ALLOWED = {
+        ("_codecs", "encode"),  # how Python 3's protocol-2 pickles store bytes
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def _read_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            # The batches were written by Python 2; latin1 keeps their byte strings intact.
+            return _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise DataError(
+            f"{path} is not a CIFAR-10 batch file ({err}). Delete its folder to download "
+            "CIFAR-10 again, or put the files of the official archive there."
+        ) from None
+
+
+class CIFAR10DataModule(L.LightningDataModule):
+    """CIFAR-10 from torchvision's archive, with a seeded validation split.
+
+    Args:
+        data_dir: folder holding ``cifar-10-batches-py/`` (downloaded there if absent).
+        batch_size: images per batch, for training and evaluation.
+        val_split: training images held out for validation; 0 validates on the test set
+            every epoch, as the tutorial does.
+        split_seed: seed of the validation split, fixed so that runs with different
+            seeds are still compared on the same images.
+        download: fetch the archive when it is not in ``data_dir``.
+        check_integrity: verify the files' md5 sums against torchvision's; turn off only
+            for a copy re-packed in the same format.
+        flip: random horizontal flips of training batches.
+        crop_padding: pad training images by this many pixels and crop back at random.
+        model_input: what the model expects (size, normalization); set by ``train()``.
+        input_size, mean, std: override the model's values.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 64,
+        val_split: int = 5000,
+        split_seed: int = 0,
+        download: bool = True,
+        check_integrity: bool = True,
+        flip: bool = False,
+        crop_padding: int = 0,
+        model_input: InputSpec | None = None,
+        input_size: int | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(data_dir).expanduser().resolve()
+        self.batch_size = batch_size
+        self.val_split = val_split
+        self.split_seed = split_seed
+        self.download = download
+        self.check_integrity = check_integrity
+        self.input_spec = (model_input or InputSpec(size=32)).override(input_size, mean, std)
+        self.batch_transform = BatchTransform(self.input_spec, flip=flip, crop_padding=crop_padding)
+        self.classes: list[str] = []
+        self.train_set: InMemoryImages | None = None
+        self.val_set: InMemoryImages | None = None
+        self.test_set: InMemoryImages | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.root / CIFAR10.base_folder
+
+    def _files_ok(self, *, verify: bool) -> bool:
+        files = [*CIFAR10.train_list, *CIFAR10.test_list, [CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
+        if verify:
+            return all(check_integrity(str(self.folder / name), md5) for name, md5 in files)
+        return all((self.folder / name).is_file() for name, _ in files)
+
+    def _missing(self, why: str) -> DataError:
+        return DataError(
+            f"CIFAR-10 is not in {self.folder} and {why}. Download {CIFAR10.url} on a machine "
+            f"with internet and put {CIFAR10.filename} in {self.root} (it is checked and "
+            "unpacked on the next run), or set data.data_dir to a folder that holds "
+            f"{CIFAR10.base_folder}/."
+        )
+
+    def prepare_data(self) -> None:
+        if self._files_ok(verify=self.check_integrity):
+            return
+        if not self.download:
+            raise self._missing("data.download is false")
+        try:
+            download_and_extract_archive(
+                CIFAR10.url, str(self.root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5
+            )
+        except OSError as err:  # urllib's URLError included
+            raise self._missing(f"could not be downloaded ({getattr(err, 'reason', err)})") from None
+        if not self._files_ok(verify=self.check_integrity):
+            raise self._missing(f"{CIFAR10.filename} did not unpack to files with the expected md5")
+
+    def _read(self, files: list[list[str]]) -> InMemoryImages:
+        batches = [_read_pickle(self.folder / name) for name, _ in files]
+        images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
+        labels = np.concatenate([b["labels"] for b in batches]).astype(np.int64)
+        return InMemoryImages(torch.from_numpy(images), torch.from_numpy(labels))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # fit, validate and test share one load
+            return
+        if not self._files_ok(verify=False):  # prepare_data() verified them
+            raise self._missing("prepare_data() has not put it there")
+        self.classes = list(_read_pickle(self.folder / CIFAR10.meta["filename"])["label_names"])
+        train, self.test_set = self._read(CIFAR10.train_list), self._read(CIFAR10.test_list)
+        if self.val_split == 0:
+            self.train_set, self.val_set = train, self.test_set
+            return
+        if not 0 < self.val_split < len(train):
+            raise DataError(
+                f"data.val_split={self.val_split} must be 0 (validate on the test set) or "
+                f"between 1 and {len(train) - 1}, the training images in {self.folder}."
+            )
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split_seed))
+        val, kept = order[: self.val_split], order[self.val_split :]
+        self.train_set = InMemoryImages(train.images[kept], train.labels[kept])
+        self.val_set = InMemoryImages(train.images[val], train.labels[val])
+
+    def train_dataloader(self) -> DataLoader:
+        return batch_loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return batch_loader(self.val_set, self.batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return batch_loader(self.test_set, self.batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float
+            return batch
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.batch_transform(images, train=training), labels

@@ -1,0 +1,96 @@
+"""Images held as one uint8 tensor, cut into batches and finished on the training device.
+
+Decoding and converting each image every epoch (the tutorial's ``ToTensor`` per sample)
+costs more than the tutorial CNN's own forward pass on a CPU. Here an epoch only gathers
+rows of a tensor; float conversion, augmentation, resizing and normalization run once
+per batch, after the batch reached the device.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from tudui.models import InputSpec
+
+
+class InMemoryImages(Dataset):
+    """``images`` (N, 3, H, W) uint8 and ``labels`` (N,) int64; a list of indices gives a batch."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        assert images.dtype == torch.uint8 and images.ndim == 4, images.shape
+        assert len(images) == len(labels), (len(images), len(labels))
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        # DataLoader hands the whole batch of indices here: one gather instead of 64 lookups.
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch
+
+
+def batch_loader(dataset: InMemoryImages, batch_size: int, *, shuffle: bool) -> DataLoader:
+    """A plain DataLoader (so Lightning can still swap in a distributed sampler) over whole batches."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=_already_batched,
+    )
+
+
+def random_horizontal_flip(images: torch.Tensor) -> torch.Tensor:
+    """Flip each image of the batch left-right with probability 1/2, independently."""
+    flip = torch.rand(len(images), device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def random_padded_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
+    """Zero-pad by ``padding`` and cut each image back to its size at its own random offset.
+
+    The batch version of ``RandomCrop(size, padding=padding)``.
+    """
+    n, _, h, w = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    top = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
+    left = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
+    rows = top + torch.arange(h, device=images.device)  # (n, h)
+    cols = left + torch.arange(w, device=images.device)  # (n, w)
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    # Advanced indices around the channel slice put it last: (n, h, w, c).
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+class BatchTransform:
+    """uint8 batch on the device -> the float batch the model expects.
+
+    Training batches are augmented first (on uint8, which is cheaper), then every batch is
+    scaled to [0, 1] like ``ToTensor``, resized to the model's input size and normalized.
+    """
+
+    def __init__(self, spec: InputSpec, *, flip: bool = False, crop_padding: int = 0) -> None:
+        self.spec = spec
+        self.flip = flip
+        self.crop_padding = crop_padding
+
+    def __call__(self, images: torch.Tensor, *, train: bool) -> torch.Tensor:
+        if train and self.flip:
+            images = random_horizontal_flip(images)
+        if train and self.crop_padding:
+            images = random_padded_crop(images, self.crop_padding)
+        x = images.float().div_(255)
+        if x.shape[-2:] != (self.spec.size, self.spec.size):
+            x = TF.resize(x, [self.spec.size, self.spec.size], antialias=True)
+        if self.spec.mean is not None:
+            x = TF.normalize(x, list(self.spec.mean), list(self.spec.std))
+        return x
