@@ -67,4 +67,4 @@ def test_input_spec_override_keeps_what_is_not_set():
     spec = InputSpec(size=224, mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
     assert spec.override(size=64) == InputSpec(64, (0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
     assert spec.override(mean=[0, 0, 0], std=[1, 1, 1]).mean == (0, 0, 0)
-    assert InputSpec(32).to_dict() == {"size": 32, "mean": None, "std": None}
+    assert InputSpec(32).to_dict() == {"size": 32, "mean": None, "std": None, "resize_size": None}

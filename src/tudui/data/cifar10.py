@@ -4,16 +4,13 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
-from tudui.data.in_memory import BatchTransform, InMemoryImages, batch_loader
+from tudui.data.in_memory import InMemoryDataModule, InMemoryImages
 from tudui.errors import DataError
-from tudui.models import InputSpec
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -45,12 +42,11 @@ def _read_pickle(path: Path) -> dict:
         ) from None
 
 
-class CIFAR10DataModule(L.LightningDataModule):
+class CIFAR10DataModule(InMemoryDataModule):
     """CIFAR-10 from torchvision's archive, with a seeded validation split.
 
     Args:
         data_dir: folder holding ``cifar-10-batches-py/`` (downloaded there if absent).
-        batch_size: images per batch, for training and evaluation.
         val_split: training images held out for validation; 0 validates on the test set
             every epoch, as the tutorial does.
         split_seed: seed of the validation split, fixed so that runs with different
@@ -58,47 +54,37 @@ class CIFAR10DataModule(L.LightningDataModule):
         download: fetch the archive when it is not in ``data_dir``.
         check_integrity: verify the files' md5 sums against torchvision's; turn off only
             for a copy re-packed in the same format.
-        flip: random horizontal flips of training batches.
-        crop_padding: pad training images by this many pixels and crop back at random.
-        model_input: what the model expects (size, normalization); set by ``train()``.
-        input_size, mean, std: override the model's values.
+        **kwargs: batch size, augmentation and input overrides of
+            :class:`~tudui.data.in_memory.InMemoryDataModule`.
     """
 
     def __init__(
         self,
         data_dir: str = "data",
-        batch_size: int = 64,
         val_split: int = 5000,
         split_seed: int = 0,
         download: bool = True,
         check_integrity: bool = True,
-        flip: bool = False,
-        crop_padding: int = 0,
-        model_input: InputSpec | None = None,
-        input_size: int | None = None,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
+        batch_size: int = 64,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size=batch_size, **kwargs)
         self.root = Path(data_dir).expanduser().resolve()
-        self.batch_size = batch_size
         self.val_split = val_split
         self.split_seed = split_seed
         self.download = download
         self.check_integrity = check_integrity
-        self.input_spec = (model_input or InputSpec(size=32)).override(input_size, mean, std)
-        self.batch_transform = BatchTransform(self.input_spec, flip=flip, crop_padding=crop_padding)
-        self.classes: list[str] = []
-        self.train_set: InMemoryImages | None = None
-        self.val_set: InMemoryImages | None = None
-        self.test_set: InMemoryImages | None = None
 
     @property
     def folder(self) -> Path:
         return self.root / CIFAR10.base_folder
 
     def _files_ok(self, *, verify: bool) -> bool:
-        files = [*CIFAR10.train_list, *CIFAR10.test_list, [CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
+        files = [
+            *CIFAR10.train_list,
+            *CIFAR10.test_list,
+            [CIFAR10.meta["filename"], CIFAR10.meta["md5"]],
+        ]
         if verify:
             return all(check_integrity(str(self.folder / name), md5) for name, md5 in files)
         return all((self.folder / name).is_file() for name, _ in files)
@@ -121,7 +107,9 @@ class CIFAR10DataModule(L.LightningDataModule):
                 CIFAR10.url, str(self.root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5
             )
         except OSError as err:  # urllib's URLError included
-            raise self._missing(f"could not be downloaded ({getattr(err, 'reason', err)})") from None
+            raise self._missing(
+                f"could not be downloaded ({getattr(err, 'reason', err)})"
+            ) from None
         if not self._files_ok(verify=self.check_integrity):
             raise self._missing(f"{CIFAR10.filename} did not unpack to files with the expected md5")
 
@@ -150,19 +138,3 @@ class CIFAR10DataModule(L.LightningDataModule):
         val, kept = order[: self.val_split], order[self.val_split :]
         self.train_set = InMemoryImages(train.images[kept], train.labels[kept])
         self.val_set = InMemoryImages(train.images[val], train.labels[val])
-
-    def train_dataloader(self) -> DataLoader:
-        return batch_loader(self.train_set, self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return batch_loader(self.val_set, self.batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return batch_loader(self.test_set, self.batch_size, shuffle=False)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float
-            return batch
-        images, labels = batch
-        training = self.trainer is not None and self.trainer.training
-        return self.batch_transform(images, train=training), labels

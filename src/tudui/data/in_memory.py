@@ -6,6 +6,9 @@ rows of a tensor; float conversion, augmentation, resizing and normalization run
 per batch, after the batch reached the device.
 """
 
+from typing import Any
+
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
@@ -40,7 +43,7 @@ def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Te
 
 
 def batch_loader(dataset: InMemoryImages, batch_size: int, *, shuffle: bool) -> DataLoader:
-    """A plain DataLoader (so Lightning can still swap in a distributed sampler) over whole batches."""
+    """A plain DataLoader over whole batches; Lightning can still swap in a distributed sampler."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -94,3 +97,51 @@ class BatchTransform:
         if self.spec.mean is not None:
             x = TF.normalize(x, list(self.spec.mean), list(self.spec.std))
         return x
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """A dataset small enough to hold as uint8 tensors: subclasses load it in ``setup()``
+    into ``classes``, ``train_set``, ``val_set`` and ``test_set``.
+
+    Args:
+        batch_size: images per batch, for training and evaluation.
+        flip: random horizontal flips of training batches.
+        crop_padding: pad training images by this many pixels and crop back at random.
+        model_input: what the model expects (size, normalization); set by ``train()``.
+        input_size, mean, std: override the model's values.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        flip: bool = False,
+        crop_padding: int = 0,
+        model_input: InputSpec | None = None,
+        input_size: int | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.input_spec = (model_input or InputSpec(size=32)).override(input_size, mean, std)
+        self.batch_transform = BatchTransform(self.input_spec, flip=flip, crop_padding=crop_padding)
+        self.classes: list[str] = []
+        self.train_set: InMemoryImages | None = None
+        self.val_set: InMemoryImages | None = None
+        self.test_set: InMemoryImages | None = None
+
+    def train_dataloader(self) -> DataLoader:
+        return batch_loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return batch_loader(self.val_set, self.batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return batch_loader(self.test_set, self.batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float
+            return batch
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.batch_transform(images, train=training), labels

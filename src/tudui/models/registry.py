@@ -13,13 +13,16 @@ from tudui.errors import ConfigError
 class InputSpec:
     """What a model expects of its input images.
 
-    ``mean``/``std`` of ``None`` means pixels go in as floats in [0, 1] (``ToTensor``)
-    without normalization, as in the tutorial.
+    ``size`` is the side of the square input; evaluation resizes the shorter side of an
+    image to ``resize_size`` (``None``: to ``size``) and crops the centre. ``mean``/``std``
+    of ``None`` means pixels go in as floats in [0, 1] (``ToTensor``) without
+    normalization, as in the tutorial.
     """
 
     size: int
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    resize_size: int | None = None
 
     def override(
         self,
@@ -27,10 +30,14 @@ class InputSpec:
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
     ) -> "InputSpec":
-        """This spec with the values a data config sets; ``None`` keeps the model's."""
+        """This spec with the values a data config sets; ``None`` keeps the model's.
+
+        A new ``size`` drops the model's ``resize_size``, which belonged to its own size.
+        """
         changes: dict[str, Any] = {}
-        if size is not None:
+        if size is not None and size != self.size:
             changes["size"] = size
+            changes["resize_size"] = None
         if mean is not None:
             changes["mean"] = tuple(mean)
         if std is not None:

@@ -1,0 +1,267 @@
+"""Labelled images in folders, decoded once at setup: checked, and kept in memory if they fit."""
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from tudui.data import transforms as presets
+from tudui.data.folders import Sample, class_folder_samples, label_file_samples, list_paths
+from tudui.data.images import BadImage, read_image
+from tudui.errors import DataError
+from tudui.models import InputSpec
+
+log = logging.getLogger(__name__)
+
+
+class ImageFiles(Dataset):
+    """``(path, label)`` pairs; an image comes from the cache when it is there, else from disk."""
+
+    def __init__(
+        self,
+        samples: list[tuple[Path, int]],
+        cache: list[torch.Tensor | None],
+        transform: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        self.samples = samples
+        self.cache = cache
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        image = self.cache[index]
+        return self.transform(read_image(path) if image is None else image), label
+
+
+def _read_or_error(path: Path) -> torch.Tensor | BadImage:
+    try:
+        return read_image(path)
+    except BadImage as err:
+        return err
+
+
+class ImageFolderDataModule(L.LightningDataModule):
+    """Images sorted into one folder per class (torchvision's ``ImageFolder`` layout).
+
+    ``root`` holds ``train/`` with optional ``val/`` and ``test/`` beside it, each with one
+    folder per class, or the class folders directly. Without ``val/`` a stratified,
+    seeded ``val_ratio`` of the training images is held out; without ``test/`` the
+    validation images are the test set too.
+
+    Every image is decoded once in ``setup()``: unreadable files are all reported
+    together before training starts, and decoded images stay in memory (up to
+    ``cache_gb``) so later epochs do not decode them again.
+
+    Args:
+        root: the dataset folder.
+        batch_size: images per batch.
+        val_ratio: share of each class held out for validation when there is no ``val/``.
+        split_seed: seed of that split.
+        train_transforms, eval_transforms: lists of ``torchvision.transforms.v2``
+            transforms from uint8 CHW tensors to the model's input; ``None`` builds the
+            defaults of :mod:`tudui.data.transforms` from the model's input size and
+            normalization.
+        cache_gb: memory for decoded images; 0 decodes from disk every epoch.
+        skip_bad_files: leave unreadable images out with a warning instead of stopping.
+        num_workers, pin_memory: DataLoader settings; ``None`` picks by device (no
+            workers on a CPU, whose cores train the model; up to 8 and pinned memory on CUDA).
+        model_input: what the model expects; set by ``train()``.
+        input_size, mean, std: override the model's values.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 32,
+        val_ratio: float = 0.2,
+        split_seed: int = 0,
+        train_transforms: Sequence[Callable] | None = None,
+        eval_transforms: Sequence[Callable] | None = None,
+        cache_gb: float = 4.0,
+        skip_bad_files: bool = False,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        model_input: InputSpec | None = None,
+        input_size: int | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser().resolve()
+        self.batch_size = batch_size
+        self.val_ratio = val_ratio
+        self.split_seed = split_seed
+        self.cache_bytes = int(cache_gb * 2**30)
+        self.skip_bad_files = skip_bad_files
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.input_spec = (model_input or InputSpec(size=224)).override(input_size, mean, std)
+        self.train_transform = (
+            v2.Compose(list(train_transforms))
+            if train_transforms
+            else presets.train_transforms(self.input_spec)
+        )
+        self.eval_transform = (
+            v2.Compose(list(eval_transforms))
+            if eval_transforms
+            else presets.eval_transforms(self.input_spec)
+        )
+        self.classes: list[str] = []
+        self.train_set: ImageFiles | None = None
+        self.val_set: ImageFiles | None = None
+        self.test_set: ImageFiles | None = None
+
+    # The tutorial's label-file layout swaps this for label_file_samples.
+    scan = staticmethod(class_folder_samples)
+
+    def _find_splits(self) -> dict[str, list[Sample]]:
+        if not self.root.is_dir():
+            raise DataError(
+                f"Data folder {self.root} does not exist. Set data.root to a folder holding "
+                "train/ (and optionally val/ and test/), or one folder per class."
+            )
+        if not (self.root / "train").is_dir():
+            return {"train": self.scan(self.root)}
+        return {
+            split: self.scan(self.root / split)
+            for split in ("train", "val", "test")
+            if (self.root / split).is_dir()
+        }
+
+    def _check_labels(self, splits: dict[str, list[Sample]]) -> None:
+        for split, samples in splits.items():
+            unknown = [path for path, label in samples if label not in self.classes]
+            if unknown:
+                labels = sorted({label for _, label in samples if label not in self.classes})
+                raise DataError(
+                    f"{self.root / split} has labels that are not classes of the training "
+                    f"images ({', '.join(self.classes)}): {', '.join(labels)}, for "
+                    f"{list_paths(unknown)}. Fix those labels or add the classes to train/."
+                )
+
+    def _hold_out(self, samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
+        try:
+            return train_test_split(
+                samples,
+                test_size=self.val_ratio,
+                stratify=[label for _, label in samples],
+                random_state=self.split_seed,
+            )
+        except ValueError as err:
+            raise DataError(
+                f"Cannot hold out data.val_ratio={self.val_ratio} of {self.root} for "
+                f"validation, class by class ({err}). Add a val/ folder or more images."
+            ) from None
+
+    def _decode(self, paths: list[Path]) -> tuple[dict[Path, torch.Tensor | None], list[BadImage]]:
+        """Decode every image once: the check that all are readable, and the cache.
+
+        Returns the readable images (``None`` for those past the cache budget) and the errors.
+        """
+        readable: dict[Path, torch.Tensor | None] = {}
+        bad: list[BadImage] = []
+        used = 0
+        with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes without the GIL
+            for path, image in zip(paths, pool.map(_read_or_error, paths), strict=True):
+                if isinstance(image, BadImage):
+                    bad.append(image)
+                    continue
+                if used + image.numel() <= self.cache_bytes:
+                    used += image.numel()
+                    readable[path] = image
+                else:
+                    readable[path] = None
+        log.info("decoded %d images, %.1f MB kept in memory", len(paths), used / 2**20)
+        return readable, bad
+
+    def _dataset(
+        self,
+        samples: list[Sample],
+        readable: dict[Path, torch.Tensor | None],
+        transform: Callable[[torch.Tensor], torch.Tensor],
+    ) -> ImageFiles:
+        index = {name: i for i, name in enumerate(self.classes)}
+        kept = [(path, index[label]) for path, label in samples if path in readable]
+        return ImageFiles(kept, [readable[path] for path, _ in kept], transform)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # fit, validate and test share one load
+            return
+        splits = self._find_splits()
+        self.classes = sorted({label for _, label in splits["train"]})
+        self._check_labels(splits)
+        if "val" not in splits:
+            splits["train"], splits["val"] = self._hold_out(splits["train"])
+        if "test" not in splits:
+            log.info("no %s: the validation images are the test set", self.root / "test")
+            splits["test"] = splits["val"]
+        paths = sorted({path for samples in splits.values() for path, _ in samples})
+        readable, bad = self._decode(paths)
+        if bad and not self.skip_bad_files:
+            raise DataError(
+                f"{len(bad)} image files cannot be read: {'; '.join(map(str, bad))}. Replace "
+                "or delete them, or set data.skip_bad_files=true to train without them."
+            )
+        if bad:
+            log.warning(
+                "skipped %d unreadable image files of %d (data.skip_bad_files=true): %s",
+                len(bad),
+                len(paths),
+                "; ".join(map(str, bad)),
+            )
+        self.train_set = self._dataset(splits["train"], readable, self.train_transform)
+        self.val_set = self._dataset(splits["val"], readable, self.eval_transform)
+        self.test_set = self._dataset(splits["test"], readable, self.eval_transform)
+        for split, dataset in [("train", self.train_set), ("val", self.val_set)]:
+            if not len(dataset):
+                raise DataError(f"No readable images are left for {split} in {self.root}.")
+
+    def _num_workers(self) -> int:
+        if self.num_workers is not None:
+            return self.num_workers
+        return min(8, os.cpu_count() or 1) if self._on_cuda() else 0
+
+    def _on_cuda(self) -> bool:
+        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+
+    def _loader(self, dataset: ImageFiles, shuffle: bool) -> DataLoader:
+        workers = self._num_workers()
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self._on_cuda() if self.pin_memory is None else self.pin_memory,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+
+class LabelFolderDataModule(ImageFolderDataModule):
+    """The tutorial's section-5 layout: ``train/ants_image/`` beside ``train/ants_label/``.
+
+    Each label file ``<image name without extension>.txt`` holds the class name; classes
+    come from the training label files. ``val/`` and ``test/`` may use the same layout or
+    class folders. Otherwise as :class:`ImageFolderDataModule`.
+    """
+
+    scan = staticmethod(label_file_samples)

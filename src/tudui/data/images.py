@@ -1,0 +1,64 @@
+"""Reading image files of every common kind as 3-channel RGB uint8 tensors."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+# What torchvision's ImageFolder accepts, plus GIF. Anything else in a folder is not an image.
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".bmp",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".gif",
+)
+
+
+class BadImage(Exception):
+    """A file that cannot be decoded as an image; the message names it and says why."""
+
+
+def is_image_file(path: Path) -> bool:
+    # Hidden files (.DS_Store, macOS's ._name copies) are never images, whatever their suffix.
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB. Transparent pixels become white, as on a web page;
+    16-bit samples keep their top 8 bits (a plain ``convert`` would clip them to white)."""
+    if image.mode.startswith("I"):  # I;16, I;16B, ... and 32-bit I, as 16-bit PNGs open
+        samples = np.asarray(image).astype(np.int64).clip(0, 65535) >> 8
+        return Image.fromarray(samples.astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """Decode ``path`` to a (3, H, W) uint8 RGB tensor, its EXIF orientation applied.
+
+    Raises:
+        BadImage: the file is corrupt, truncated, not an image, or has more pixels than
+            Pillow's decompression-bomb limit (checked before anything is decoded).
+    """
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > Image.MAX_IMAGE_PIXELS:
+                raise BadImage(
+                    f"{path}: {image.width}x{image.height} pixels is above Pillow's "
+                    f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}"
+                )
+            return pil_to_tensor(to_rgb(ImageOps.exif_transpose(image)))
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise BadImage(f"{path}: {err}") from None
+    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
+        raise BadImage(f"{path}: {err}") from None
