@@ -82,3 +82,53 @@ def compose_config(*overrides: str):
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+# (suffix, Pillow mode) pairs cycled through by make_class_folders: every common kind.
+IMAGE_KINDS = [
+    (".jpg", "RGB"),
+    (".png", "RGBA"),
+    (".gif", "P"),
+    (".png", "L"),
+    (".jpg", "CMYK"),
+    (".png", "LA"),
+    (".bmp", "RGB"),
+    (".webp", "RGB"),
+]
+
+
+def write_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (40, 30), seed: int = 0):
+    """A real image file of ``mode`` whose format follows ``path``'s suffix."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rgb = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    image = rgb.quantize(16) if mode == "P" else rgb.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def make_class_folders(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """``root/<class>/img<i>.<ext>`` with ``counts[class]`` images of mixed kinds and sizes."""
+    i = seed
+    for label, n in counts.items():
+        for _ in range(n):
+            suffix, mode = IMAGE_KINDS[i % len(IMAGE_KINDS)]
+            size = (24 + 7 * (i % 5), 20 + 5 * (i % 3))
+            write_image(root / label / f"img{i}{suffix}", mode, size, seed=i)
+            i += 1
+    return root
+
+
+def make_label_folders(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """The tutorial's layout: ``<class>_image/<name>.<ext>``, ``<class>_label/<name>.txt``."""
+    make_class_folders(root, counts, seed)
+    for label in counts:
+        images = root / label
+        images.rename(root / f"{label}_image")
+        labels = root / f"{label}_label"
+        labels.mkdir()
+        for image in (root / f"{label}_image").iterdir():
+            (labels / f"{image.stem}.txt").write_text(label + "\n")
+    return root

@@ -1,5 +1,6 @@
 """Reading image files of every common kind as 3-channel RGB uint8 tensors."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,11 @@ def read_image(path: Path) -> torch.Tensor:
             Pillow's decompression-bomb limit (checked before anything is decoded).
     """
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # Pillow only warns below twice its limit; such images are refused just below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             if image.width * image.height > Image.MAX_IMAGE_PIXELS:
                 raise BadImage(
                     f"{path}: {image.width}x{image.height} pixels is above Pillow's "

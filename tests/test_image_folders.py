@@ -1,0 +1,233 @@
+import logging
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from tudui.data import DigitsDataModule, ImageFolderDataModule, LabelFolderDataModule
+from tudui.data import image_folder as image_folder_module
+from tudui.errors import DataError
+from tudui.models import InputSpec
+
+from .helpers import make_class_folders, make_label_folders, write_image
+
+SPEC = InputSpec(size=32)
+
+
+def setup(dm):
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def folders(root, **kwargs) -> ImageFolderDataModule:
+    return setup(ImageFolderDataModule(str(root), batch_size=4, model_input=SPEC, **kwargs))
+
+
+def test_train_and_val_class_folders(tmp_path):
+    make_class_folders(tmp_path / "train", {"bees": 5, "ants": 6})
+    make_class_folders(tmp_path / "val", {"ants": 2, "bees": 3}, seed=50)
+    dm = folders(tmp_path)
+    assert dm.classes == ["ants", "bees"]  # sorted by name, whatever the disk order
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (11, 5, 5)
+    assert dm.test_set.samples == dm.val_set.samples  # no test/: tested on val
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64
+    ants = [label for path, label in dm.train_set.samples if path.parent.name == "ants"]
+    assert set(ants) == {0}
+
+
+def test_root_of_class_folders_is_split_stratified_and_seeded(tmp_path):
+    make_class_folders(tmp_path, {"a": 10, "b": 20})
+    dm = folders(tmp_path, val_ratio=0.2, split_seed=3)
+    val_labels = [label for _, label in dm.val_set.samples]
+    assert sorted(val_labels) == [0, 0, 1, 1, 1, 1]  # 20% of each class
+    again = folders(tmp_path, val_ratio=0.2, split_seed=3)
+    assert again.val_set.samples == dm.val_set.samples
+    other = folders(tmp_path, val_ratio=0.2, split_seed=4)
+    assert other.val_set.samples != dm.val_set.samples
+    train_paths = {p for p, _ in dm.train_set.samples}
+    assert not train_paths & {p for p, _ in dm.val_set.samples}
+
+
+def test_test_folder_is_used_when_present(tmp_path):
+    for split, n in [("train", 4), ("val", 2), ("test", 3)]:
+        make_class_folders(tmp_path / split, {"x": n, "y": n}, seed=n * 10)
+    assert len(folders(tmp_path).test_set) == 6
+
+
+def test_non_images_are_ignored(tmp_path):
+    make_class_folders(tmp_path / "train", {"a": 3, "b": 3})
+    (tmp_path / "train" / "a" / "notes.txt").write_text("hello")
+    (tmp_path / "train" / "a" / ".DS_Store").write_bytes(b"\0\1")
+    (tmp_path / "train" / "b" / "._img1.jpg").write_bytes(b"\0\1")  # macOS resource fork
+    dm = folders(tmp_path, val_ratio=0.34)
+    paths = [p.name for p, _ in dm.train_set.samples + dm.val_set.samples]
+    assert len(paths) == 6 and all(name.startswith("img") for name in paths)
+
+
+def test_images_are_decoded_once_and_cached(tmp_path, monkeypatch):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    dm = folders(tmp_path, val_ratio=0.25)
+    assert all(image is not None for image in dm.train_set.cache)
+
+    def no_decoding(path):
+        raise AssertionError(f"{path} decoded again")
+
+    monkeypatch.setattr(image_folder_module, "read_image", no_decoding)
+    for _ in range(2):  # two epochs
+        assert sum(len(labels) for _, labels in dm.train_dataloader()) == 6
+
+
+def test_cache_limit_reads_from_disk(tmp_path):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    dm = folders(tmp_path, val_ratio=0.25, cache_gb=0)
+    assert all(image is None for image in dm.train_set.cache)
+    images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 3, 32, 32)
+
+
+def test_transforms_from_config(tmp_path):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    cfg = OmegaConf.create(
+        {
+            "_target_": "tudui.data.ImageFolderDataModule",
+            "root": str(tmp_path),
+            "batch_size": 2,
+            "val_ratio": 0.25,
+            "train_transforms": [
+                {"_target_": "torchvision.transforms.v2.Resize", "size": [20, 24]},
+                {
+                    "_target_": "torchvision.transforms.v2.ToDtype",
+                    "dtype": {"_target_": "hydra.utils.get_object", "path": "torch.float32"},
+                    "scale": True,
+                },
+            ],
+        }
+    )
+    dm = setup(instantiate(cfg, model_input=SPEC, _convert_="object"))  # as train() does
+    images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape == (2, 3, 20, 24) and images.max() <= 1.0
+    val_images, _ = next(iter(dm.val_dataloader()))
+    assert val_images.shape == (2, 3, 32, 32)  # eval pipeline: the model's default
+
+
+def test_default_transforms_follow_the_model(tmp_path):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    spec = InputSpec(size=48, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize_size=56)
+    dm = setup(ImageFolderDataModule(str(tmp_path), batch_size=8, model_input=spec))
+    images, _ = next(iter(dm.val_dataloader()))
+    assert images.shape[-2:] == (48, 48) and images.min() < 0  # normalized to [-1, 1]
+
+
+def test_label_folder_pairs_by_name_not_position(tmp_path):
+    make_label_folders(tmp_path / "train", {"ants": 4, "bees": 4})
+    # Swap two label files' contents and names: pairing must follow the names.
+    labels = tmp_path / "train" / "ants_label"
+    (labels / "img0.txt").write_text("bees  \n")  # trailing whitespace is fine
+    make_class_folders(tmp_path / "val", {"ants": 2, "bees": 2}, seed=40)  # val as class folders
+    dm = setup(LabelFolderDataModule(str(tmp_path), batch_size=4, model_input=SPEC))
+    assert dm.classes == ["ants", "bees"]
+    by_name = {p.name: label for p, label in dm.train_set.samples}
+    assert by_name["img0.jpg"] == 1 and by_name["img1.png"] == 0
+    assert len(dm.val_set) == 4
+
+
+def test_label_file_named_after_the_whole_image_name(tmp_path):
+    # The tutorial's labelling script wrote formica.jpeg.txt for formica.jpeg.
+    make_label_folders(tmp_path / "train", {"ants": 3, "bees": 3})
+    write_image(tmp_path / "train" / "ants_image" / "formica.jpeg")
+    (tmp_path / "train" / "ants_label" / "formica.jpeg.txt").write_text("ants")
+    dm = setup(LabelFolderDataModule(str(tmp_path), batch_size=4, model_input=SPEC, val_ratio=0.5))
+    names = {p.name for p, _ in dm.train_set.samples + dm.val_set.samples}
+    assert "formica.jpeg" in names
+
+
+# --- bad input: one clear message naming the paths, before training starts ---
+
+
+def test_missing_root(tmp_path):
+    with pytest.raises(DataError, match=f"{tmp_path / 'nope'} does not exist"):
+        folders(tmp_path / "nope")
+
+
+def test_no_classes(tmp_path):
+    (tmp_path / "train").mkdir()
+    with pytest.raises(DataError, match="has no class folders"):
+        folders(tmp_path)
+
+
+def test_empty_class_folder(tmp_path):
+    make_class_folders(tmp_path / "train", {"a": 3})
+    (tmp_path / "train" / "empty").mkdir()
+    (tmp_path / "train" / "empty" / "readme.txt").write_text("no images here")
+    with pytest.raises(DataError, match=f"without any image file: {tmp_path / 'train' / 'empty'}"):
+        folders(tmp_path)
+
+
+def bad_files(tmp_path):
+    make_class_folders(tmp_path / "train", {"a": 4, "b": 4})
+    make_class_folders(tmp_path / "val", {"a": 2, "b": 2}, seed=30)
+    corrupt = tmp_path / "train" / "a" / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff garbage")
+    truncated = write_image(tmp_path / "val" / "b" / "truncated.png", size=(64, 64))
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    return corrupt, truncated
+
+
+def test_all_bad_files_in_one_message(tmp_path):
+    corrupt, truncated = bad_files(tmp_path)
+    with pytest.raises(DataError) as err:
+        folders(tmp_path)
+    assert "2 image files cannot be read" in str(err.value)
+    assert str(corrupt) in str(err.value) and str(truncated) in str(err.value)
+    assert "data.skip_bad_files=true" in str(err.value)
+
+
+def test_skip_bad_files_warns_with_a_count(tmp_path, caplog):
+    bad_files(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        dm = folders(tmp_path, skip_bad_files=True)
+    assert (len(dm.train_set), len(dm.val_set)) == (8, 4)
+    assert "skipped 2 unreadable image files of 14" in caplog.text
+
+
+def test_images_and_labels_that_do_not_pair(tmp_path):
+    make_label_folders(tmp_path / "train", {"ants": 3, "bees": 3})
+    (tmp_path / "train" / "ants_label" / "img0.txt").unlink()
+    (tmp_path / "train" / "bees_label" / "ghost.txt").write_text("bees")
+    (tmp_path / "train" / "bees_label" / "ghost2.txt").write_text("bees")
+    with pytest.raises(DataError) as err:
+        setup(LabelFolderDataModule(str(tmp_path), model_input=SPEC))
+    message = str(err.value)
+    assert (
+        f"images without a label file: {tmp_path / 'train' / 'ants_image' / 'img0.jpg'}" in message
+    )
+    assert "ghost.txt" in message and "ghost2.txt" in message
+
+
+def test_label_value_that_is_not_a_class(tmp_path):
+    make_label_folders(tmp_path / "train", {"ants": 3, "bees": 3})
+    make_label_folders(tmp_path / "val", {"ants": 2, "bees": 2}, seed=20)
+    (tmp_path / "val" / "bees_label" / "img22.txt").write_text("wasps")
+    with pytest.raises(DataError, match="not classes of the training images.*wasps.*img22"):
+        setup(LabelFolderDataModule(str(tmp_path), model_input=SPEC))
+
+
+def test_decompression_bomb_is_listed_as_bad(tmp_path, monkeypatch):
+    make_class_folders(tmp_path, {"a": 3, "b": 3})
+    write_image(tmp_path / "a" / "huge.png", size=(300, 300))
+    monkeypatch.setattr("PIL.Image.MAX_IMAGE_PIXELS", 50_000)
+    with pytest.raises(DataError, match="huge.png: 300x300 pixels is above"):
+        folders(tmp_path)
+
+
+def test_digits_splits_and_upscales():
+    dm = setup(DigitsDataModule(batch_size=16, model_input=SPEC))
+    assert dm.classes == [str(d) for d in range(10)]
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (1257, 180, 360)
+    images, labels = next(iter(dm.train_dataloader()))
+    x, _ = dm.on_after_batch_transfer((images, labels), 0)
+    assert images.shape == (16, 3, 8, 8) and x.shape == (16, 3, 32, 32)
