@@ -74,8 +74,9 @@ class ImageFolderDataModule(L.LightningDataModule):
             normalization.
         cache_gb: memory for decoded images; 0 decodes from disk every epoch.
         skip_bad_files: leave unreadable images out with a warning instead of stopping.
-        num_workers, pin_memory: DataLoader settings; ``None`` picks by device (no
-            workers on a CPU, whose cores train the model; up to 8 and pinned memory on CUDA).
+        num_workers, pin_memory, persistent_workers: DataLoader settings; ``None`` picks
+            by device: no workers on a CPU, whose cores train the model; up to 8 workers,
+            kept between epochs, and pinned memory with CUDA.
         model_input: what the model expects; set by ``train()``.
         input_size, mean, std: override the model's values.
     """
@@ -92,6 +93,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         skip_bad_files: bool = False,
         num_workers: int | None = None,
         pin_memory: bool | None = None,
+        persistent_workers: bool | None = None,
         model_input: InputSpec | None = None,
         input_size: int | None = None,
         mean: tuple[float, float, float] | None = None,
@@ -106,6 +108,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.skip_bad_files = skip_bad_files
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
         self.input_spec = (model_input or InputSpec(size=224)).override(input_size, mean, std)
         self.train_transform = (
             v2.Compose(list(train_transforms))
@@ -243,7 +246,9 @@ class ImageFolderDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=workers,
             pin_memory=self._on_cuda() if self.pin_memory is None else self.pin_memory,
-            persistent_workers=workers > 0,
+            persistent_workers=(
+                workers > 0 if self.persistent_workers is None else self.persistent_workers
+            ),
         )
 
     def train_dataloader(self) -> DataLoader:
