@@ -7,6 +7,7 @@ so sizes and normalization constants live in exactly one place.
 
 from tudui.models.registry import InputSpec, create_model, input_spec, list_models, register_model
 from tudui.models.tudui_cnn import TuduiCNN
+from tudui.models.vgg import vgg16
 
 __all__ = [
     "InputSpec",
@@ -15,4 +16,5 @@ __all__ = [
     "input_spec",
     "list_models",
     "register_model",
+    "vgg16",
 ]

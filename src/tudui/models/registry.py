@@ -49,16 +49,21 @@ class InputSpec:
         return asdict(self)
 
 
-# name -> (model class, function of the model's arguments giving its InputSpec)
-_MODELS: dict[str, tuple[type[nn.Module], Callable[..., InputSpec]]] = {}
+ModelBuilder = Callable[..., nn.Module]
+
+# name -> (class or function building the model, function of its arguments giving its InputSpec)
+_MODELS: dict[str, tuple[ModelBuilder, Callable[..., InputSpec]]] = {}
 
 
-def register_model(name: str, spec: Callable[..., InputSpec]) -> Callable[[type], type]:
-    """Class decorator: build the model by ``name``; ``spec(**model_args)`` is its input."""
+def register_model(
+    name: str, spec: Callable[..., InputSpec]
+) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator of a model class or builder: build it by ``name``; ``spec(**model_args)``
+    is the input it expects."""
 
-    def add(cls: type[nn.Module]) -> type[nn.Module]:
-        _MODELS[name] = (cls, spec)
-        return cls
+    def add(build: ModelBuilder) -> ModelBuilder:
+        _MODELS[name] = (build, spec)
+        return build
 
     return add
 
@@ -67,7 +72,7 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def _lookup(name: str) -> tuple[type[nn.Module], Callable[..., InputSpec]]:
+def _lookup(name: str) -> tuple[ModelBuilder, Callable[..., InputSpec]]:
     if name not in _MODELS:
         raise ConfigError(
             f"Unknown model {name!r}. Available models: {', '.join(list_models())}. "
@@ -78,8 +83,8 @@ def _lookup(name: str) -> tuple[type[nn.Module], Callable[..., InputSpec]]:
 
 def create_model(name: str, num_classes: int, **model_args: Any) -> nn.Module:
     """Build the registered model ``name`` with ``num_classes`` outputs."""
-    cls, _ = _lookup(name)
-    return cls(num_classes=num_classes, **model_args)
+    build, _ = _lookup(name)
+    return build(num_classes=num_classes, **model_args)
 
 
 def input_spec(name: str, **model_args: Any) -> InputSpec:

@@ -6,7 +6,7 @@ from torch import nn
 from tudui.models.registry import InputSpec, register_model
 
 
-@register_model("tudui_cnn", spec=lambda: InputSpec(size=32))
+@register_model("tudui_cnn", spec=lambda: InputSpec(size=32))  # CIFAR-10 as ToTensor gives it
 class TuduiCNN(nn.Module):
     """Three 5x5 conv + max-pool stages and two linear layers, for 32x32 RGB images.
 
