@@ -4,7 +4,7 @@ import urllib.error
 import pytest
 import torch
 
-from tudui.data import CIFAR10DataModule
+from tudui.data.cifar10 import CIFAR10DataModule
 from tudui.data.in_memory import BatchTransform, random_padded_crop
 from tudui.errors import DataError
 from tudui.models import InputSpec

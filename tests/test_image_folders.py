@@ -5,8 +5,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tudui.data import DigitsDataModule, ImageFolderDataModule, LabelFolderDataModule
 from tudui.data import image_folder as image_folder_module
+from tudui.data.digits import DigitsDataModule
+from tudui.data.image_folder import ImageFolderDataModule, LabelFolderDataModule
 from tudui.errors import DataError
 from tudui.models import InputSpec
 
@@ -93,7 +94,7 @@ def test_transforms_from_config(tmp_path):
     make_class_folders(tmp_path, {"a": 4, "b": 4})
     cfg = OmegaConf.create(
         {
-            "_target_": "tudui.data.ImageFolderDataModule",
+            "_target_": "tudui.data.image_folder.ImageFolderDataModule",
             "root": str(tmp_path),
             "batch_size": 2,
             "val_ratio": 0.25,

@@ -116,4 +116,7 @@ def test_help_and_cfg_job():
     assert "model: tudui_cnn" in help_text.stdout and "optim: adam, adamw, sgd" in help_text.stdout
     job = run_script("train.py", "--cfg", "job", "optim=adam")
     assert job.returncode == 0
-    assert "name: adam" in job.stdout and "_target_: tudui.data.CIFAR10DataModule" in job.stdout
+    assert (
+        "name: adam" in job.stdout
+        and "_target_: tudui.data.cifar10.CIFAR10DataModule" in job.stdout
+    )

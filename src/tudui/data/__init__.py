@@ -1,12 +1,8 @@
-"""One LightningDataModule per data source; all of them feed :class:`tudui.ImageClassifier`."""
+"""One LightningDataModule per data source, all feeding :class:`tudui.classifier.ImageClassifier`.
 
-from tudui.data.cifar10 import CIFAR10DataModule
-from tudui.data.digits import DigitsDataModule
-from tudui.data.image_folder import ImageFolderDataModule, LabelFolderDataModule
+- :mod:`tudui.data.cifar10`, :mod:`tudui.data.digits`: small sets held in memory as tensors
+- :mod:`tudui.data.image_folder`: class folders and the tutorial's label-file folders
 
-__all__ = [
-    "CIFAR10DataModule",
-    "DigitsDataModule",
-    "ImageFolderDataModule",
-    "LabelFolderDataModule",
-]
+Nothing is imported here, so that ``predict.py`` can read images and build transforms
+(:mod:`tudui.data.images`, :mod:`tudui.data.transforms`) without loading Lightning.
+"""

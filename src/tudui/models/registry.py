@@ -44,6 +44,17 @@ class InputSpec:
             changes["std"] = tuple(std)
         return replace(self, **changes)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "InputSpec":
+        """The inverse of :meth:`to_dict`, as read back from a checkpoint."""
+        mean, std = values.get("mean"), values.get("std")
+        return cls(
+            size=values["size"],
+            mean=tuple(mean) if mean is not None else None,
+            std=tuple(std) if std is not None else None,
+            resize_size=values.get("resize_size"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain containers only, so a checkpoint holding it loads with ``weights_only``."""
         return asdict(self)

@@ -1,0 +1,50 @@
+"""Classify images with a trained model. Only the checkpoint is needed.
+
+python predict.py ckpt=outputs/runs/<run> img=dog.jpg        # a run folder: its best checkpoint
+python predict.py ckpt=model.ckpt img=photos/ topk=5 output=preds.csv
+python predict.py ckpt=model.ckpt img='photos/*.png' output=preds.json device=cpu
+python predict.py ckpt=tudui_9.pth model=tudui_cnn classes=[ants,bees] img=ant.jpg  # a state_dict
+
+Keys: ckpt, img, topk (3), output (.csv or .json), device (auto|cpu|cuda), batch_size (32),
+and for a plain state_dict .pth: model and classes. Exits 1 if any image could not be read.
+"""
+
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from tudui.checkpoints import load_trained_model
+from tudui.errors import ConfigError, exit_on_user_error
+from tudui.predict import PredictConfig, image_paths, pick_device, predict, write_predictions
+
+
+def parse(argv: list[str]) -> PredictConfig:
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), OmegaConf.from_dotlist(argv))
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        message = str(err).splitlines()[0]
+        raise ConfigError(f"{message}. Run python predict.py --help for the keys.") from None
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    cfg = parse(argv)
+    trained = load_trained_model(Path(cfg.ckpt), cfg.model, cfg.classes)
+    predictions = predict(
+        trained, image_paths(cfg.img), pick_device(cfg.device), cfg.topk, cfg.batch_size
+    )
+    for prediction in predictions:
+        print(prediction.line(), file=sys.stderr if prediction.error else sys.stdout)
+    if cfg.output:
+        write_predictions(predictions, Path(cfg.output))
+    return 1 if any(p.error for p in predictions) else 0
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,120 @@
+"""Classifying image files with a trained model: no Lightning, no Hydra run folder."""
+
+import csv
+import glob
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from tudui.checkpoints import TrainedModel
+from tudui.data.images import BadImage, is_image_file, read_image
+from tudui.data.transforms import eval_transforms
+from tudui.errors import ConfigError, TuduiError
+
+
+@dataclass
+class PredictConfig:
+    """``python predict.py key=value ...``"""
+
+    ckpt: str  # a checkpoint, a run folder (its best checkpoint) or a state_dict .pth
+    img: str  # an image, a folder of images, or a glob such as 'photos/*.jpg'
+    topk: int = 3  # how many classes to list per image, at most all of them
+    output: str | None = None  # also write the predictions to this .csv or .json file
+    device: str = "auto"  # auto: CUDA when available, else the CPU
+    batch_size: int = 32
+    model: str | None = None  # for a plain state_dict only: the registered model name
+    classes: list[str] | None = None  # for a plain state_dict only: class names, label order
+
+
+@dataclass
+class Prediction:
+    path: str
+    topk: list[tuple[str, float]] = field(default_factory=list)  # best first
+    error: str | None = None
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.path}: error: {self.error}"
+        best, probability = self.topk[0]
+        ranked = ", ".join(f"{name} {p:.3f}" for name, p in self.topk)
+        return f"{self.path}: {best} {probability:.3f}  (top {len(self.topk)}: {ranked})"
+
+
+def image_paths(pattern: str) -> list[Path]:
+    """An image file, every image under a folder, or the matches of a glob, sorted."""
+    path = Path(pattern).expanduser()
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+    elif path.exists():
+        return [path]
+    else:
+        found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    if not found:
+        raise TuduiError(f"No image found at {pattern}: give an image, a folder or a glob.")
+    return found
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device={name!r}: choose auto, cpu or cuda.")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but PyTorch sees no CUDA GPU here; use device=cpu.")
+    return torch.device(name)
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@torch.inference_mode()
+def predict(
+    trained: TrainedModel,
+    paths: list[Path],
+    device: torch.device,
+    topk: int = 3,
+    batch_size: int = 32,
+) -> list[Prediction]:
+    """Top-``topk`` classes of each image, through the eval transform the model was validated
+    with. An unreadable image gets its error; the others are still predicted."""
+    model = trained.model.to(device)
+    transform = eval_transforms(trained.input_spec)
+    k = min(topk, len(trained.classes))
+    predictions = []
+    for chunk in _batches(paths, batch_size):
+        results = [Prediction(str(path)) for path in chunk]
+        inputs, readable = [], []
+        for path, result in zip(chunk, results, strict=True):
+            try:
+                inputs.append(transform(read_image(path)))
+                readable.append(result)
+            except BadImage as err:
+                result.error = str(err).removeprefix(f"{path}: ")
+        if inputs:
+            probabilities = model(torch.stack(inputs).to(device)).softmax(dim=-1).cpu()
+            values, indices = probabilities.topk(k, dim=-1)
+            for result, p, i in zip(readable, values.tolist(), indices.tolist(), strict=True):
+                result.topk = [(trained.classes[c], prob) for c, prob in zip(i, p, strict=True)]
+        predictions += results
+    return predictions
+
+
+def write_predictions(predictions: list[Prediction], output: Path) -> None:
+    """``.json``: a list of records; ``.csv``: one row per image, top-k as ``name:p`` pairs."""
+    if output.suffix == ".json":
+        output.write_text(json.dumps([asdict(p) for p in predictions], indent=2) + "\n")
+    elif output.suffix == ".csv":
+        with open(output, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "class", "probability", "topk", "error"])
+            for p in predictions:
+                best, probability = p.topk[0] if p.topk else ("", "")
+                ranked = " ".join(f"{name}:{prob:.4f}" for name, prob in p.topk)
+                writer.writerow([p.path, best, probability, ranked, p.error or ""])
+    else:
+        raise ConfigError(f"output={output}: the file name must end in .csv or .json.")
