@@ -64,8 +64,8 @@ def load_file(path: Path) -> Any:
             "model saved whole with torch.save(model) must be saved as "
             f"torch.save(model.state_dict(), path) instead. ({reason})"
         ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise TuduiError(f"Cannot read {path} as a PyTorch file ({err}).") from None
+    except Exception as err:  # a damaged file fails in torch.load's many layers, each its own way
+        raise TuduiError(f"Cannot read {path} as a PyTorch file ({err!r}).") from None
 
 
 def _weights_from_file(model_args: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,195 @@
+"""predict.py end to end on a checkpoint trained inside the tests."""
+
+import csv
+import json
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tudui.checkpoints import load_trained_model
+from tudui.data.images import read_image
+from tudui.data.transforms import eval_transforms
+from tudui.train import train
+
+from .helpers import IMAGE_KINDS, REPO, compose_config, make_class_folders, run_script, write_image
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tudui_cnn trained for one epoch on a tiny ants/bees folder."""
+    tmp = tmp_path_factory.mktemp("predict")
+    root = make_class_folders(tmp / "data", {"ants": 6, "bees": 6})
+    cfg = compose_config(
+        "data=image_folder",
+        f"data.root={root}",
+        "data.batch_size=4",
+        "trainer=cpu",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={tmp / 'run'}",
+    )
+    train(cfg)
+    return tmp / "run"
+
+
+@pytest.fixture
+def images(tmp_path):
+    """One image of every kind, an EXIF-rotated JPEG, and a 16-bit PNG."""
+    folder = tmp_path / "images"
+    for i, (suffix, mode) in enumerate(IMAGE_KINDS):
+        write_image(folder / f"kind{i}_{mode}{suffix}", mode, size=(50 + i, 40), seed=i)
+    rotated = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 60, 3), np.uint8))
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(folder / "rotated.jpg", exif=exif)
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).save(
+        folder / "deep16.png"
+    )
+    return folder
+
+
+def test_one_image_prints_the_argmax_class(run_dir, images):
+    image = images / "kind0_RGB.jpg"
+    result = run_script("predict.py", f"ckpt={run_dir}", f"img={image}")
+    assert result.returncode == 0, result.stderr
+    trained = load_trained_model(run_dir)
+    logits = trained.model(eval_transforms(trained.input_spec)(read_image(image))[None])
+    expected = trained.classes[int(logits.argmax())]
+    line = result.stdout.strip()
+    assert line.startswith(f"{image}: {expected} ")
+    assert "(top 2: " in line  # topk=3 capped at the 2 classes
+
+
+def test_every_kind_of_image_in_a_folder(run_dir, images):
+    result = run_script("predict.py", f"ckpt={run_dir}", f"img={images}", "topk=1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == len(IMAGE_KINDS) + 2
+    assert all(line.split(": ")[1].split()[0] in ("ants", "bees") for line in lines)
+
+
+def test_a_corrupt_file_is_reported_and_the_others_predicted(run_dir, images, tmp_path):
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    output = tmp_path / "preds.csv"
+    result = run_script("predict.py", f"ckpt={run_dir}", f"img={images}", f"output={output}")
+    assert result.returncode == 1
+    assert f"{images / 'broken.jpg'}: error:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stdout.strip().splitlines()) == len(IMAGE_KINDS) + 2
+    with open(output, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(IMAGE_KINDS) + 3
+    broken = next(r for r in rows if r["path"].endswith("broken.jpg"))
+    assert broken["error"] and not broken["class"]
+
+
+def test_glob_and_json_output(run_dir, images, tmp_path):
+    output = tmp_path / "preds.json"
+    result = run_script(
+        "predict.py", f"ckpt={run_dir}", f"img={images}/*.png", f"output={output}", "device=cpu"
+    )
+    assert result.returncode == 0, result.stderr
+    records = json.loads(output.read_text())
+    assert {r["path"].rsplit(".", 1)[1] for r in records} == {"png"}
+    for record in records:
+        (best, p), *_ = record["topk"]
+        assert best in ("ants", "bees") and 0.5 <= p <= 1.0
+        assert record["error"] is None
+
+
+def test_tutorial_state_dict(run_dir, images, tmp_path):
+    trained = load_trained_model(run_dir)
+    pth = tmp_path / "tudui_0.pth"
+    torch.save(trained.model.state_dict(), pth)  # the tutorial's recommended way to save
+    image = images / "kind0_RGB.jpg"
+    with_checkpoint = run_script("predict.py", f"ckpt={run_dir}", f"img={image}")
+    result = run_script(
+        "predict.py", f"ckpt={pth}", "model=tudui_cnn", "classes=[ants,bees]", f"img={image}"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == with_checkpoint.stdout  # same weights, same 32 px input
+    unnamed = run_script("predict.py", f"ckpt={pth}", f"img={image}")
+    assert unnamed.returncode == 1 and "plain state_dict" in unnamed.stderr
+
+
+def test_a_checkpoint_that_runs_code_is_refused(images, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": Payload()}, evil)
+    result = run_script("predict.py", f"ckpt={evil}", f"img={images}")
+    assert result.returncode == 1
+    assert "Refused to load" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+    raw = tmp_path / "raw.pth"  # a bare pickle, not even a torch file
+    raw.write_bytes(pickle.dumps(Payload()))
+    result = run_script("predict.py", f"ckpt={raw}", f"img={images}")
+    assert result.returncode == 1 and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: tmp / "missing.ckpt", "does not exist"),
+        (lambda tmp: write_bytes(tmp / "junk.ckpt", b"junk"), "Cannot read"),
+        (
+            lambda tmp: save(tmp / "other.ckpt", {"state_dict": {}, "epoch": 1}),
+            "not one of tudui's",
+        ),
+        (lambda tmp: save(tmp / "list.pt", [1, 2, 3]), "not a tudui checkpoint"),
+    ],
+)
+def test_bad_checkpoints_give_one_line(images, tmp_path, make, message):
+    result = run_script("predict.py", f"ckpt={make(tmp_path)}", f"img={images}")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def write_bytes(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def save(path, obj):
+    torch.save(obj, path)
+    return path
+
+
+def test_missing_and_corrupt_single_image(run_dir, tmp_path):
+    missing = run_script("predict.py", f"ckpt={run_dir}", f"img={tmp_path / 'nope.jpg'}")
+    assert missing.returncode == 1 and "No image found" in missing.stderr
+    corrupt = write_bytes(tmp_path / "c.png", b"\x89PNG nope")
+    result = run_script("predict.py", f"ckpt={run_dir}", f"img={corrupt}")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"{corrupt}: error:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_key_is_one_clear_line(run_dir, images):
+    result = run_script("predict.py", f"ckpt={run_dir}", f"img={images}", "top_k=2")
+    assert result.returncode == 1
+    assert "top_k" in result.stderr and "--help" in result.stderr
+
+
+def test_light_import_path_and_no_output_folder(run_dir, images, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(REPO / "predict.py"), f"ckpt={run_dir}",
+         f"img={images / 'kind0_RGB.jpg'}"],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert not {"lightning", "tensorboard", "hydra"} & imported
+    assert list(cwd.iterdir()) == []  # no outputs/ folder, no log file
