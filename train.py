@@ -3,6 +3,7 @@
 python train.py model=tudui_cnn data=cifar10          # the tutorial's recipe
 python train.py optim=adam optim.lr=1e-3 trainer=cpu  # any key can be overridden
 python train.py -m optim.lr=1e-2,1e-3                 # a sweep, one run each
+python train.py train=false ckpt_path=outputs/runs/<run> data=cifar10  # evaluate a checkpoint
 python train.py --help                                # config groups and options
 tensorboard --logdir outputs
 """
@@ -11,13 +12,13 @@ import hydra
 from omegaconf import DictConfig
 
 from tudui.errors import exit_on_user_error
-from tudui.train import train
+from tudui.train import evaluate, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     with exit_on_user_error():
-        return train(cfg)
+        return train(cfg) if cfg.train else evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from tudui.data.transforms import eval_transforms
 from tudui.train import train
 
 from .helpers import IMAGE_KINDS, REPO, compose_config, make_class_folders, run_script, write_image
+from .test_train import event_tags
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +194,35 @@ def test_light_import_path_and_no_output_folder(run_dir, images, tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert not {"lightning", "tensorboard", "hydra"} & imported
     assert list(cwd.iterdir()) == []  # no outputs/ folder, no log file
+
+
+def test_evaluate_a_checkpoint(run_dir, tmp_path):
+    data_root = run_dir.parent / "data"
+    out = tmp_path / "eval"
+    result = run_script(
+        "train.py",
+        "train=false",
+        f"ckpt_path={run_dir}",
+        "data=image_folder",
+        f"data.root={data_root}",
+        "trainer=cpu",
+        f"hydra.run.dir={out}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (out / "per_class_accuracy.txt").read_text().splitlines()
+    assert table[0].split() == ["class", "accuracy", "images"]
+    assert [row.split()[0] for row in table[1:]] == ["ants", "bees", "all"]
+    assert sum(int(row.split()[-1]) for row in table[1:3]) == int(table[3].split()[-1])
+    assert Image.open(out / "confusion_matrix.png").size[0] > 100
+    assert "test/confusion_matrix" in event_tags(out)["images"]
+    assert not (out / "checkpoints").exists()  # evaluation trains nothing
+
+
+def test_evaluate_refuses_other_classes(run_dir, tmp_path):
+    other = make_class_folders(tmp_path / "other", {"cats": 3, "dogs": 3})
+    result = run_script(
+        "train.py", "train=false", f"ckpt_path={run_dir}", "data=image_folder",
+        f"data.root={other}", f"hydra.run.dir={tmp_path / 'eval'}",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "trained on classes ['ants', 'bees']" in result.stderr

@@ -40,8 +40,9 @@ def test_one_epoch_checkpoints_and_logs(fake_cifar, tmp_path):
         assert hparams["input_spec"] == {"size": 32, "mean": None, "std": None, "resize_size": None}
     tags = event_tags(run_dir)
     assert set(tags["scalars"]) >= TAGS
-    assert "train/batch" in tags["images"]
+    assert {"train/batch", "test/confusion_matrix"} <= set(tags["images"])
     assert tags["graph"]
+    assert (run_dir / "confusion_matrix.png").is_file()
     assert "test/acc" in result.stdout + result.stderr
 
 

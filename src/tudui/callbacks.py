@@ -1,10 +1,18 @@
 """Callbacks of tudui's own; the rest come from Lightning and are wired in ``conf/callbacks``."""
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import matplotlib
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
+
+matplotlib.use("Agg")  # files and TensorBoard only, never a window
+
+log = logging.getLogger(__name__)
 
 
 class LogTrainingBatchImages(L.Callback):
@@ -27,3 +35,42 @@ class LogTrainingBatchImages(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("train/batch", grid, global_step=0)
+
+
+def per_class_table(classes: list[str], confusion: torch.Tensor) -> str:
+    """Accuracy of each true class (recall), with its number of test images."""
+    totals = confusion.sum(dim=1)
+    correct = confusion.diagonal()
+    width = max(len("class"), *map(len, classes))
+    lines = [f"{'class':<{width}}  accuracy  images"]
+    for name, right, total in zip(classes, correct.tolist(), totals.tolist(), strict=True):
+        accuracy = f"{right / total:8.4f}" if total else "       -"
+        lines.append(f"{name:<{width}}  {accuracy}  {total:6d}")
+    overall = correct.sum() / totals.sum().clamp(min=1)
+    lines.append(f"{'all':<{width}}  {float(overall):8.4f}  {int(totals.sum()):6d}")
+    return "\n".join(lines)
+
+
+class TestReport(L.Callback):
+    """After a test: the per-class accuracy table in the log and ``per_class_accuracy.txt``,
+    the confusion matrix as ``confusion_matrix.png`` in the run folder and in TensorBoard."""
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        confusion = pl_module.test_confusion.compute().cpu()  # synced across processes
+        if not trainer.is_global_zero:
+            return
+        classes = list(pl_module.hparams.classes)
+        table = per_class_table(classes, confusion)
+        log.info("per-class test accuracy:\n%s", table)
+        out = Path(trainer.default_root_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "per_class_accuracy.txt").write_text(table + "\n")
+        figure, _ = pl_module.test_confusion.plot(val=confusion, labels=classes)
+        figure.set_size_inches(2 + 0.6 * len(classes), 1.5 + 0.6 * len(classes))
+        figure.savefig(out / "confusion_matrix.png", dpi=100)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure(
+                    "test/confusion_matrix", figure, global_step=trainer.global_step
+                )
+        matplotlib.pyplot.close(figure)

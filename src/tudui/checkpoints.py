@@ -68,7 +68,26 @@ def load_file(path: Path) -> Any:
         raise TuduiError(f"Cannot read {path} as a PyTorch file ({err!r}).") from None
 
 
-def _weights_from_file(model_args: dict[str, Any]) -> dict[str, Any]:
+def _tudui_parts(content: dict, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    hparams = content.get("hyper_parameters", {})
+    missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
+    if missing:
+        raise TuduiError(
+            f"{path} is a Lightning checkpoint but not one of tudui's: its hyper_parameters "
+            f"lack {', '.join(missing)}. Use a checkpoint written by train.py."
+        )
+    return hparams, content["state_dict"]
+
+
+def read_tudui_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The hyperparameters and state_dict of a checkpoint written by ``train.py``."""
+    content = load_file(path)
+    if not isinstance(content, dict) or "state_dict" not in content:
+        raise TuduiError(f"{path} is not a checkpoint written by train.py.")
+    return _tudui_parts(content, path)
+
+
+def weights_from_file(model_args: dict[str, Any]) -> dict[str, Any]:
     # The trained weights come from the checkpoint: never fetch pretrained ones again.
     return {**model_args, "pretrained": False} if "pretrained" in model_args else model_args
 
@@ -78,7 +97,7 @@ def build(
 ) -> nn.Module:
     """The registered model ``model["name"]`` holding ``state_dict``, in eval mode."""
     name, args = model["name"], {k: v for k, v in model.items() if k != "name"}
-    network = create_model(name, num_classes=len(classes), **_weights_from_file(args))
+    network = create_model(name, num_classes=len(classes), **weights_from_file(args))
     try:
         network.load_state_dict(state_dict)
     except RuntimeError as err:
@@ -102,16 +121,10 @@ def load_trained_model(
     path = find_checkpoint(path)
     content = load_file(path)
     if isinstance(content, dict) and "state_dict" in content:
-        hparams = content.get("hyper_parameters", {})
-        missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
-        if missing:
-            raise TuduiError(
-                f"{path} is a Lightning checkpoint but not one of tudui's: its hyper_parameters "
-                f"lack {', '.join(missing)}. Use a checkpoint written by train.py."
-            )
+        hparams, state_dict = _tudui_parts(content, path)
         weights = {
             key.removeprefix("model."): value
-            for key, value in content["state_dict"].items()
+            for key, value in state_dict.items()
             if key.startswith("model.")
         }
         network = build(hparams["model"], hparams["classes"], weights, path)

@@ -6,7 +6,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from tudui.errors import ConfigError
 from tudui.models import create_model
@@ -60,6 +60,8 @@ class ImageClassifier(L.LightningModule):
         self.example_input_array = torch.zeros(1, 3, size, size)  # model graph and summary
         self.val_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
+        # Rows: true class, columns: predicted; read by the TestReport callback.
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=len(classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -75,11 +77,16 @@ class ImageClassifier(L.LightningModule):
         logits = self(images)
         accuracy = self.val_acc if stage == "val" else self.test_acc
         accuracy(logits, labels)
+        if stage == "test":
+            self.test_confusion.update(logits, labels)
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True)
         self.log(f"{stage}/acc", accuracy, prog_bar=True)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "test")

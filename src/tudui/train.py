@@ -1,15 +1,19 @@
-"""``train(cfg)``: compose a run from a Hydra config, fit, then test the best checkpoint."""
+"""``train(cfg)``: compose a run from a Hydra config, fit, then test the best checkpoint.
+``evaluate(cfg)``: test a trained checkpoint on the data's test split."""
 
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from tudui.checkpoints import find_checkpoint, read_tudui_checkpoint, weights_from_file
 from tudui.classifier import ImageClassifier
-from tudui.models import input_spec
+from tudui.errors import ConfigError
+from tudui.models import InputSpec, input_spec
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +25,13 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=Future
 def _plain(node: Any) -> Any:
     """Config node -> dicts and lists, so nothing of OmegaConf reaches a checkpoint."""
     return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config."""
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -43,10 +54,7 @@ def train(cfg: DictConfig) -> float | None:
         optim=_plain(cfg.optim),
         scheduler=_plain(cfg.scheduler) or None,  # scheduler=none composes to {}
     )
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    logger = instantiate(cfg.logger) if cfg.logger else False
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-
+    trainer = build_trainer(cfg)
     trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 
     checkpoint = trainer.checkpoint_callback
@@ -57,3 +65,32 @@ def train(cfg: DictConfig) -> float | None:
         log.info("test/acc %.4f (%s)", test_acc, best or "weights at the end of training")
     best_score = checkpoint.best_model_score if checkpoint is not None else None
     return float(best_score) if best_score is not None else None
+
+
+def evaluate(cfg: DictConfig) -> float:
+    """Test the checkpoint ``cfg.ckpt_path`` (a file or a run folder) on ``cfg.data``.
+
+    The model, its classes and its input come from the checkpoint; the data config only
+    says where the test images are. Returns the test accuracy.
+    """
+    if not cfg.ckpt_path:
+        raise ConfigError(
+            "train=false evaluates a checkpoint: give ckpt_path=<.ckpt or run folder>."
+        )
+    path = find_checkpoint(Path(cfg.ckpt_path))
+    hparams, state_dict = read_tudui_checkpoint(path)
+    log.info("evaluating %s; run folder: %s", path, cfg.paths.output_dir)
+    spec = InputSpec.from_dict(hparams["input_spec"])
+    datamodule = instantiate(cfg.data, model_input=spec, _convert_="object")
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    if list(datamodule.classes) != list(hparams["classes"]):
+        raise ConfigError(
+            f"{path} was trained on classes {hparams['classes']}, but the data has "
+            f"{datamodule.classes}. Evaluate it on data with the same classes."
+        )
+    classifier = ImageClassifier(**{**hparams, "model": weights_from_file(hparams["model"])})
+    classifier.load_state_dict(state_dict)
+    trainer = build_trainer(cfg)
+    trainer.test(classifier, datamodule=datamodule)
+    return float(trainer.callback_metrics["test/acc"])
