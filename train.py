@@ -3,15 +3,19 @@
 python train.py model=tudui_cnn data=cifar10          # the tutorial's recipe
 python train.py optim=adam optim.lr=1e-3 trainer=cpu  # any key can be overridden
 python train.py -m optim.lr=1e-2,1e-3                 # a sweep, one run each
+python train.py ckpt_path=outputs/runs/<run>          # resume that run (or ckpt_path=latest)
 python train.py train=false ckpt_path=outputs/runs/<run> data=cifar10  # evaluate a checkpoint
 python train.py --help                                # config groups and options
 tensorboard --logdir outputs
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from tudui.errors import exit_on_user_error
+from tudui.resume import resume_overrides
 from tudui.train import evaluate, train
 
 
@@ -22,4 +26,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = resume_overrides(sys.argv[1:])
     main()

@@ -1,14 +1,21 @@
 """Callbacks of tudui's own; the rest come from Lightning and are wired in ``conf/callbacks``."""
 
 import logging
+import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import matplotlib
+import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
+
+from tudui.errors import TrainingInterrupted
 
 matplotlib.use("Agg")  # files and TensorBoard only, never a window
 
@@ -74,3 +81,110 @@ class TestReport(L.Callback):
                     "test/confusion_matrix", figure, global_step=trainer.global_step
                 )
         matplotlib.pyplot.close(figure)
+
+
+class SaveOnInterrupt(L.Callback):
+    """Ctrl-C (SIGINT) or SIGTERM stop training at the end of the current batch, save
+    ``last.ckpt`` there, and exit with a message and status 128 + signal number.
+
+    Lightning alone exits 0 after SIGTERM and may stop mid-step on Ctrl-C; here a signal
+    only sets a flag, and the batch in flight finishes first. A second Ctrl-C stops at once.
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.received == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # pressed twice: the user does not want to wait
+        self.received = signum
+        log.warning("received %s: stopping after this batch", signal.Signals(signum).name)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.received is not None:
+            self._stop(trainer)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.received is not None and not trainer.sanity_checking:
+            self._stop(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.on_fit_end(trainer, pl_module)
+        if isinstance(exception, SIGTERMException):  # Lightning's own SIGTERM stop
+            self.received = signal.SIGTERM
+            self._stop(trainer)
+
+    def _stop(self, trainer: L.Trainer) -> None:
+        path = self.dirpath / "last.ckpt"
+        trainer.save_checkpoint(path)
+        name = signal.Signals(self.received).name
+        raise TrainingInterrupted(
+            f"{name}: training stopped at epoch {trainer.current_epoch}, step "
+            f"{trainer.global_step}, and saved {path}. Resume with: python train.py "
+            f"ckpt_path={path}",
+            self.received,
+        )
+
+
+def _rng_state() -> dict[str, Any]:
+    """The global RNG states as tensors and ints, so that ``weights_only`` loading keeps working."""
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, python_state, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian],
+        "python": [version, list(python_state), gauss],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state(
+        ("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian)
+    )
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+
+
+class RestoreRNG(L.Callback):
+    """Saves the global RNG states in every checkpoint and puts them back on resume.
+
+    Lightning restores weights, optimizer, scheduler and loops, but not the random number
+    generators, and its sanity check draws from them. The states are put back after the
+    sanity check, just before the training data loader draws its first shuffle, so a run
+    resumed from an end-of-epoch checkpoint trains exactly as if it had never stopped.
+    """
+
+    def __init__(self) -> None:
+        self._saved: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return _rng_state()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._saved = state_dict
+        _set_rng_state(state_dict)  # in case there is no sanity check
+
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._saved is not None:
+            _set_rng_state(self._saved)
+        self._saved = None

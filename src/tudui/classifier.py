@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from tudui.errors import ConfigError
+from tudui.errors import ConfigError, TuduiError
 from tudui.models import create_model
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -69,8 +69,20 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
         loss = F.cross_entropy(self(images), labels)
+        self._stop_if_diverged(loss)
         self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def _stop_if_diverged(self, loss: torch.Tensor) -> None:
+        if torch.isfinite(loss):
+            return
+        lr = self.hparams.optim["lr"]
+        raise TuduiError(
+            f"The training loss is {loss.item()} at step {self.global_step} (epoch "
+            f"{self.current_epoch}): training has diverged. The learning rate optim.lr={lr} "
+            f"is probably too large; try a smaller one, e.g. optim.lr={lr / 10:g}. The last "
+            "good checkpoints are kept."
+        )
 
     def _eval_step(self, batch: Batch, stage: str) -> None:
         images, labels = batch

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tudui.checkpoints import find_checkpoint, read_tudui_checkpoint, weights_from_file
 from tudui.classifier import ImageClassifier
+from tudui.config import validate
 from tudui.errors import ConfigError
 from tudui.models import InputSpec, input_spec
 
@@ -41,7 +42,12 @@ def train(cfg: DictConfig) -> float | None:
     classes (and so ``num_classes``), and the model decides the input size and
     normalization the data is prepared with.
     """
+    validate(cfg)
     log.info("run folder: %s", cfg.paths.output_dir)
+    if cfg.ckpt_path:
+        if not Path(cfg.ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no checkpoint there to resume from.")
+        log.info("resuming from %s", cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     model_cfg = _plain(cfg.model)
     datamodule = instantiate(cfg.data, model_input=input_spec(**model_cfg), _convert_="object")
@@ -77,6 +83,7 @@ def evaluate(cfg: DictConfig) -> float:
         raise ConfigError(
             "train=false evaluates a checkpoint: give ckpt_path=<.ckpt or run folder>."
         )
+    validate(cfg)
     path = find_checkpoint(Path(cfg.ckpt_path))
     hparams, state_dict = read_tudui_checkpoint(path)
     log.info("evaluating %s; run folder: %s", path, cfg.paths.output_dir)

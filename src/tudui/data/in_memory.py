@@ -71,7 +71,7 @@ def random_padded_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
     cols = left + torch.arange(w, device=images.device)  # (n, w)
     batch = torch.arange(n, device=images.device)[:, None, None]
     # Advanced indices around the channel slice put it last: (n, h, w, c).
-    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 class BatchTransform:

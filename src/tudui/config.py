@@ -1,0 +1,123 @@
+"""Checking a composed config before anything is built or written.
+
+Hydra already refuses unknown config groups (``model=foo`` lists the available models)
+and misspelled keys (struct mode). This adds the types and ranges of the values people
+set most, and reports every problem in one message. It runs as a Hydra callback, before
+the run folder is created, and again at the start of ``train()``.
+"""
+
+import inspect
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from tudui.errors import ConfigError
+from tudui.models import list_models
+
+_ABSENT = object()
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+# Config key: (check, what the value must be). Keys a config does not have are skipped.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (_optional(lambda v: _integer(v) and v >= 0), "an integer >= 0, or null (random)"),
+    "optim.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "optim.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "optim.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "data.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "data.val_split": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "data.val_ratio": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1"),
+    "data.test_ratio": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1"),
+    "data.split_seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "data.cache_gb": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "data.crop_padding": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "data.num_workers": (_optional(lambda v: _integer(v) and v >= 0), "an integer >= 0 or null"),
+    "data.input_size": (_optional(lambda v: _integer(v) and v >= 1), "an integer >= 1 or null"),
+    "trainer.max_epochs": (
+        lambda v: _integer(v) and (v == -1 or v >= 1),
+        "an integer >= 1, or -1 for no limit",
+    ),
+    "trainer.log_every_n_steps": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "trainer.limit_train_batches": (_optional(lambda v: _number(v) and v > 0), "a number > 0"),
+    "trainer.limit_val_batches": (_optional(lambda v: _number(v) and v >= 0), "a number >= 0"),
+}
+
+
+def _optimizer_problems(cfg: DictConfig) -> list[str]:
+    from tudui.classifier import OPTIMIZERS  # Lightning: only once a run is really starting
+
+    name = cfg.optim.get("name")
+    if name not in OPTIMIZERS:
+        return [f"optim.name={name!r} must be one of {', '.join(OPTIMIZERS)}"]
+    accepted = set(inspect.signature(OPTIMIZERS[name]).parameters) - {"params"}
+    unknown = sorted(set(cfg.optim) - accepted - {"name"})
+    return [
+        f"optim.{key} is not an argument of {OPTIMIZERS[name].__name__} "
+        f"(it takes {', '.join(sorted(accepted))})"
+        for key in unknown
+    ]
+
+
+def config_problems(cfg: DictConfig) -> list[str]:
+    """Every problem found in ``cfg``, one line each."""
+    problems = []
+    for key, (ok, what) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not ok(value):
+            problems.append(f"{key}={value!r} must be {what}")
+    if cfg.model.get("name") not in list_models():
+        problems.append(f"model.name={cfg.model.get('name')!r} must be one of {list_models()}")
+    return problems + _optimizer_problems(cfg)
+
+
+def validate(cfg: DictConfig) -> None:
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError(f"Invalid config: {'; '.join(problems)}.")
+
+
+class ValidateConfig(Callback):
+    """Hydra callback: refuse a bad config before Hydra creates the run or sweep folder."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, config.hydra.sweep.dir)
+
+    def _check(self, config: DictConfig, folder: str) -> None:
+        try:
+            validate(config)
+            _check_writable(Path(folder))
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def _check_writable(folder: Path) -> None:
+    """Create the run folder now, so that a path that cannot be written is a clear error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot write the run folder {folder} ({err.strerror or err}). Choose another "
+            "with hydra.run.dir=... (hydra.sweep.dir=... for -m), or fix its permissions."
+        ) from None

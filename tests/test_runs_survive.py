@@ -1,0 +1,243 @@
+"""Runs that survive: resume, interrupts, kill -9, determinism, bad configs, NaN, full disk."""
+
+import errno
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tudui.checkpoint_io import AtomicCheckpointIO
+from tudui.errors import TuduiError
+from tudui.train import train
+
+from .helpers import REPO, compose_config, run_script, start_script, write_fake_cifar10
+
+# Augmentation on: the resumed run must also draw the same random flips and crops.
+TINY = [
+    "data.check_integrity=false",
+    "data.val_split=20",
+    "data.batch_size=16",
+    "data.flip=true",
+    "data.crop_padding=4",
+    "trainer=cpu",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def train_loss_steps(run_dir) -> list[int]:
+    """Every train/loss step in the run's TensorBoard folder, over all its event files."""
+    steps = []
+    for events_file in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(events_file))
+        events.Reload()
+        steps += [e.step for e in events.Scalars("train/loss")]
+    return steps
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_resume_after_an_epoch_equals_an_uninterrupted_run(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data", per_batch=40)
+    common = [f"data.data_dir={data}", *TINY]
+    whole, halves = tmp_path / "whole", tmp_path / "halves"
+    assert (
+        run_script("train.py", *common, "trainer.max_epochs=2", f"hydra.run.dir={whole}").returncode
+        == 0
+    )
+    first = run_script("train.py", *common, "trainer.max_epochs=1", f"hydra.run.dir={halves}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    # Only the checkpoint and the new epoch count: the run's folder and config come from it.
+    second = run_script(
+        "train.py", f"ckpt_path={halves / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=2"
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming from" in (halves / "train.log").read_text()  # the same run folder
+    a, b = (
+        weights(whole / "checkpoints" / "last.ckpt"),
+        weights(halves / "checkpoints" / "last.ckpt"),
+    )
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = train_loss_steps(halves)
+    assert sorted(steps) == sorted(set(steps)) == train_loss_steps(whole)  # none twice, none lost
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
+    data = write_fake_cifar10(tmp_path / "data", per_batch=200)  # ~60 steps an epoch
+    run_dir = tmp_path / "run"
+    process = start_script(
+        "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=1000",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert f"{signal.Signals(signum).name}: training stopped at epoch" in stderr
+    assert f"Resume with: python train.py ckpt_path={last}" in stderr
+    assert "Traceback" not in stderr
+    saved = torch.load(last, weights_only=True)
+    resumed = run_script(
+        "train.py", f"ckpt_path={run_dir}", f"trainer.max_epochs={saved['epoch'] + 2}"
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    steps = train_loss_steps(run_dir)
+    assert len(steps) == len(set(steps)), "steps logged twice after the resume"
+    assert torch.load(last, weights_only=True)["global_step"] > saved["global_step"]
+
+
+def test_kill_9_during_checkpointing_never_corrupts_last_ckpt(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data", per_batch=10)  # a checkpoint every few steps
+    rng = random.Random(0)
+    for attempt in range(4):
+        run_dir = tmp_path / f"run{attempt}"
+        folder = run_dir / "checkpoints"
+        process = start_script(
+            "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=100000",
+            f"hydra.run.dir={run_dir}",
+        )  # fmt: skip
+        deadline = time.time() + 60
+        while not (folder / "last.ckpt").exists() and time.time() < deadline:
+            time.sleep(0.01)
+        # Kill while a checkpoint is being written if we catch one, else at a random moment.
+        stop = time.time() + rng.uniform(0.2, 1.5)
+        while time.time() < stop and not list(folder.glob(".*.tmp")):
+            time.sleep(0.001)
+        process.kill()
+        process.communicate()
+        checkpoints = list(folder.glob("*.ckpt"))
+        assert folder / "last.ckpt" in checkpoints
+        for path in checkpoints:
+            assert "state_dict" in torch.load(path, weights_only=True), path
+
+
+def run_in_process(tmp_path, name, *overrides):
+    data = tmp_path / "data"
+    if not data.exists():
+        write_fake_cifar10(data, per_batch=40)
+    cfg = compose_config(
+        f"data.data_dir={data}", *TINY, "trainer.max_epochs=2", "trainer.deterministic=true",
+        f"paths.output_dir={tmp_path / name}", *overrides,
+    )  # fmt: skip
+    best = train(cfg)
+    return best, weights(tmp_path / name / "checkpoints" / "last.ckpt")
+
+
+def test_same_seed_same_results_other_seed_other_results(tmp_path):
+    best_a, a = run_in_process(tmp_path, "a", "seed=0")
+    best_b, b = run_in_process(tmp_path, "b", "seed=0")
+    best_c, c = run_in_process(tmp_path, "c", "seed=1")
+    assert best_a == best_b and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lr=-1", "optim.lr=-1 must be a number > 0"),
+        ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer"),
+        ("model=foo", "Available options in 'model'"),
+        ("optim.lrr=0.1", "Could not override 'optim.lrr'"),
+        ("+optim.lrr=0.1", "optim.lrr is not an argument of SGD"),
+    ],
+)
+def test_bad_config_stops_before_any_folder(tmp_path, override, message):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), override],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no outputs/ folder left behind
+
+
+def test_model_foo_lists_the_models(tmp_path):
+    result = run_script("train.py", "model=foo", f"hydra.run.dir={tmp_path / 'r'}")
+    assert "tudui_cnn" in result.stderr and "vgg16" in result.stderr
+
+
+def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data", per_batch=40)
+    run_dir = tmp_path / "run"
+    # Epoch 0 at lr 0.01 is fine; the step schedule then multiplies it by 1e6.
+    result = run_script(
+        "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=5", "scheduler=step",
+        "scheduler.step_size=1", "scheduler.gamma=1e6", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "diverged" in result.stderr and "Traceback" not in result.stderr
+    assert "smaller" in result.stderr and "optim.lr" in result.stderr
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+
+
+def test_nan_loss_names_the_step(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data", per_batch=40)
+    result = run_script(
+        "train.py", f"data.data_dir={data}", *TINY, "optim.lr=1e12", f"hydra.run.dir={tmp_path}/r"
+    )
+    assert result.returncode == 1
+    assert "at step" in result.stderr and "diverged" in result.stderr
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 1}, path)
+
+    def disk_full(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(TuduiError, match="No space left on device.*Earlier checkpoints are intact"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left
+
+
+def test_file_size_limit_at_checkpoint_time_is_a_clear_error(tmp_path):
+    """A real write failure in a real run: the kernel refuses files over 100 kB."""
+    data = write_fake_cifar10(tmp_path / "data")
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), f"data.data_dir={data}", *TINY,
+         "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Could not write checkpoint" in result.stderr and "File too large" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_run_folder(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_script("train.py", f"hydra.run.dir={blocker / 'run'}")
+    assert result.returncode == 1
+    assert f"Cannot write the run folder {blocker / 'run'}" in result.stderr
+    assert "Traceback" not in result.stderr
