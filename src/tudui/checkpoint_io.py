@@ -1,5 +1,6 @@
 """Checkpoint files that are whole or absent, never half-written."""
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Serialized in memory first, so a failed write is an OSError saying why.
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
             with open(temporary, "wb") as f:
-                torch.save(checkpoint, f)
+                f.write(buffer.getbuffer())
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temporary, path)  # atomic on POSIX: readers see the old or the new file
