@@ -37,6 +37,8 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 # Config key: (check, what the value must be). Keys a config does not have are skipped.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (_optional(lambda v: _integer(v) and v >= 0), "an integer >= 0, or null (random)"),
+    "model.channels_last": (_optional(lambda v: isinstance(v, bool)), "true, false or null"),
+    "model.compile": (lambda v: isinstance(v, bool), "true or false"),
     "optim.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "optim.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "optim.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),

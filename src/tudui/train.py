@@ -18,6 +18,8 @@ from tudui.models import InputSpec, input_spec
 
 log = logging.getLogger(__name__)
 
+SPEED_OPTIONS = ("channels_last", "compile")
+
 # TensorBoard's add_graph (the model graph tab) can only trace with torch.jit, which torch
 # now flags as deprecated on every call; the graph is worth keeping until TensorBoard moves on.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
@@ -50,6 +52,8 @@ def train(cfg: DictConfig) -> float | None:
         log.info("resuming from %s", cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     model_cfg = _plain(cfg.model)
+    # How the model runs, not what it is: kept out of the architecture's arguments.
+    speed = {key: model_cfg.pop(key) for key in SPEED_OPTIONS if key in model_cfg}
     datamodule = instantiate(cfg.data, model_input=input_spec(**model_cfg), _convert_="object")
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -59,6 +63,7 @@ def train(cfg: DictConfig) -> float | None:
         input_spec=datamodule.input_spec.to_dict(),
         optim=_plain(cfg.optim),
         scheduler=_plain(cfg.scheduler) or None,  # scheduler=none composes to {}
+        **speed,
     )
     trainer = build_trainer(cfg)
     trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path)

@@ -1,0 +1,320 @@
+"""Training speed of tudui against the compute floor and the tutorial's own loop.
+
+    python -m tudui.bench                  # the full table on the CPU (a few minutes)
+    python -m tudui.bench --device cuda    # the same on a GPU
+    python -m tudui.bench --smoke          # tiny sizes: checks that every row runs
+
+Rows: (a) the compute floor, TuduiCNN forward + backward + SGD step on one pre-made batch
+of 64 in a bare loop, in the faster memory layout; (b) the tutorial's loop (section 19):
+torchvision CIFAR10 + ToTensor + DataLoader(batch_size=64); (c) tudui: ``train.py`` as a
+user runs it, callbacks, logging and progress bar included; (d) its evaluation; (e) its
+peak memory; (f) ``predict.py`` on one image next to ``import torch, torchvision``; then
+tudui with each speed option. All read the same synthetic CIFAR-10, written in the real
+archive's format to a cache folder once.
+"""
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import CIFAR10
+
+from tudui.models import TuduiCNN
+
+REPO = Path(__file__).resolve().parents[2]
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_cifar(root: Path, train_images: int, test_images: int) -> Path:
+    """Random images in ``cifar-10-batches-py/``'s real format (five pickles, test, meta)."""
+    folder = root / "cifar-10-batches-py"
+    done = folder / f".complete-{train_images}-{test_images}"
+    if done.exists():
+        return root
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+
+    def dump(name: str, n: int) -> None:
+        batch = {
+            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            "labels": rng.integers(0, 10, n).tolist(),
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+
+    for i in range(1, 6):
+        dump(f"data_batch_{i}", train_images // 5)
+    dump("test_batch", test_images)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": CLASSES}, f, protocol=2)
+    done.touch()
+    return root
+
+
+class _TutorialCIFAR10(CIFAR10):
+    """torchvision's CIFAR10 as the tutorial uses it, minus the md5 check that synthetic
+    files cannot pass; loading, ToTensor and DataLoader are untouched."""
+
+    def _check_integrity(self) -> bool:
+        return True
+
+    def _load_meta(self) -> None:
+        self.classes = CLASSES
+        self.class_to_idx = {name: i for i, name in enumerate(CLASSES)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _bare_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer) -> None:
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(images), labels).backward()
+    optimizer.step()
+
+
+def compute_floor(device: torch.device, steps: int) -> tuple[float, str]:
+    """(a) images/s of the bare training step on one batch, in the faster layout."""
+    results = {}
+    for layout in ("nchw", "channels_last"):
+        torch.manual_seed(0)
+        model = TuduiCNN(10).to(device)
+        images = torch.rand(64, 3, 32, 32, device=device)
+        labels = torch.randint(0, 10, (64,), device=device)
+        if layout == "channels_last":
+            model = model.to(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        for _ in range(10):
+            _bare_step(model, images, labels, optimizer)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            _bare_step(model, images, labels, optimizer)
+        _sync(device)
+        results[layout] = steps * 64 / (time.perf_counter() - start)
+    best = max(results, key=results.get)
+    return results[
+        best
+    ], f"{best} (nchw {results['nchw']:.0f}, channels_last {results['channels_last']:.0f})"
+
+
+def tutorial_loop(data_dir: Path, device: torch.device, steps: int) -> float:
+    """(b) images/s of section 19's loop: per-image PIL -> ToTensor, DataLoader, step."""
+    torch.manual_seed(0)
+    train_data = _TutorialCIFAR10(str(data_dir), train=True, transform=transforms.ToTensor())
+    loader = DataLoader(train_data, batch_size=64)
+    model = TuduiCNN(10).to(device)
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    warmup, seen, start = 10, 0, 0.0
+    for i, (imgs, targets) in enumerate(loader):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        imgs, targets = imgs.to(device), targets.to(device)
+        loss = loss_fn(model(imgs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if i >= warmup:
+            seen += len(imgs)
+        if i == warmup + steps - 1:
+            break
+    _sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+class Throughput(L.Callback):
+    """Times training batches after a warm-up, and the test; writes ``throughput.json``."""
+
+    def __init__(self, path: str, warmup: int = 10) -> None:
+        self.path = Path(path)
+        self.warmup = warmup
+        self.times: dict[str, float] = {}
+        self.train_images = 0
+        self.test_images = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx == self.warmup - 1:
+            _sync(pl_module.device)
+            self.times["train_start"] = time.perf_counter()
+        elif batch_idx >= self.warmup:
+            self.train_images += len(batch[1])
+            _sync(pl_module.device)
+            self.times["train_end"] = time.perf_counter()
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.times["test_start"] = time.perf_counter()
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: Any,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.test_images += len(batch[1])
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        _sync(pl_module.device)
+        train_s = self.times["train_end"] - self.times["train_start"]
+        test_s = time.perf_counter() - self.times["test_start"]
+        result = {"train": self.train_images / train_s, "test": self.test_images / test_s}
+        self.path.write_text(json.dumps(result))
+
+
+def run_train_py(
+    data_dir: Path, out: Path, steps: int, device: str, *overrides: str
+) -> dict[str, float]:
+    """(c)-(e): ``train.py`` in a subprocess for ``steps`` timed batches; images/s and peak RSS."""
+    out.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, str(REPO / "train.py"),
+        f"data.data_dir={data_dir}", "data.check_integrity=false", "data.val_split=5000",
+        "trainer.max_epochs=1", f"trainer.limit_train_batches={steps + 10}",
+        f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "trainer.devices=1",
+        "+callbacks.throughput._target_=tudui.bench.Throughput",
+        f"+callbacks.throughput.path={out / 'throughput.json'}",
+        f"hydra.run.dir={out}", *overrides,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"train.py {' '.join(overrides)} failed:\n{stderr[-3000:]}")
+    result = json.loads((out / "throughput.json").read_text())
+    result["peak_rss_gb"] = usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+    return result
+
+
+def wall_time(command: list[str], repeats: int = 3) -> float:
+    """Fastest of ``repeats`` runs, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def predict_wall_time(run_dir: Path, image: Path) -> tuple[float, float]:
+    """(f) ``predict.py`` on one image, and the bare ``import torch, torchvision``."""
+    predict = wall_time(
+        [sys.executable, str(REPO / "predict.py"), f"ckpt={run_dir}", f"img={image}", "device=cpu"]
+    )
+    imports = wall_time([sys.executable, "-c", "import torch, torchvision"])
+    return predict, imports
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    gpu = f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__}, device {device.type}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=300, help="timed training batches per row")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "tudui" / "bench")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check every row runs")
+    parser.add_argument("--no-options", action="store_true", help="skip the speed-option rows")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    train_images, test_images, steps = (50_000, 10_000, args.steps)
+    if args.smoke:
+        train_images, test_images, steps = (6_000, 640, 5)
+    data_dir = write_cifar(args.cache / f"cifar-{train_images}", train_images, test_images)
+    work = Path(tempfile.mkdtemp(prefix="tudui-bench-"))
+
+    rows: list[tuple[str, str]] = []
+    floor, layout = compute_floor(device, steps)
+    rows.append(("a. compute floor (bare step, one batch)", f"{floor:8.0f} img/s  {layout}"))
+    tutorial = tutorial_loop(data_dir, device, steps)
+    rows.append(("b. tutorial loop (CIFAR10 + ToTensor + DataLoader)", f"{tutorial:8.0f} img/s"))
+    tudui = run_train_py(data_dir, work / "default", steps, args.device)
+    rows.append(("c. tudui train.py (defaults)", f"{tudui['train']:8.0f} img/s"))
+    rows.append(("d. tudui evaluation (test split)", f"{tudui['test']:8.0f} img/s"))
+    rows.append(("e. tudui peak memory (RSS)", f"{tudui['peak_rss_gb']:8.2f} GB"))
+    image = work / "one.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((300, 400, 3), dtype=np.uint8)).save(image)
+    predict, imports = predict_wall_time(work / "default", image)
+    rows.append(
+        (
+            "f. predict.py, one image",
+            f"{predict:8.2f} s  (import torch, torchvision: {imports:.2f} s, "
+            f"x{predict / imports:.2f})",
+        )
+    )
+    rows.append(("c/a", f"{tudui['train'] / floor:8.2f}   target >= 0.90"))
+    rows.append(("c/b", f"{tudui['train'] / tutorial:8.2f}   target >= 1.15"))
+    if not args.no_options:
+        options = {
+            "model.channels_last=false": ["model.channels_last=false"],
+            "model.channels_last=true": ["model.channels_last=true"],
+            "model.compile=true": ["model.compile=true"],
+            "trainer.precision=bf16-mixed": ["trainer.precision=bf16-mixed"],
+            "trainer.benchmark=true": ["+trainer.benchmark=true"],
+        }
+        if device.type == "cuda":
+            options["trainer.precision=16-mixed"] = ["trainer.precision=16-mixed"]
+        for name, overrides in options.items():
+            try:
+                result = run_train_py(
+                    data_dir, work / name.replace("=", "-"), steps, args.device, *overrides
+                )
+                rows.append(
+                    (
+                        f"c with {name}",
+                        f"{result['train']:8.0f} img/s  x{result['train'] / tudui['train']:.2f}",
+                    )
+                )
+            except RuntimeError as err:
+                rows.append((f"c with {name}", f"failed: {str(err).splitlines()[-1][:80]}"))
+
+    print(
+        f"\ntudui benchmark: {machine(device)}; {train_images} synthetic CIFAR-10 images, "
+        f"batch 64, {steps} timed steps"
+    )
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
