@@ -63,6 +63,7 @@ class ImageClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.model: nn.Module = create_model(**model, num_classes=len(classes))
         self.channels_last = False  # decided in setup(), once the device is known
+        self._compiled_forward = None  # set at on_train_start when compile=True
         size = input_spec["size"]
         self.example_input_array = torch.zeros(1, 3, size, size)  # model graph and summary
         self.val_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
@@ -76,12 +77,21 @@ class ImageClassifier(L.LightningModule):
         self.channels_last = on_cpu if wanted is None else wanted
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if self.hparams.compile and stage == "fit":
-            self.model.compile()  # in place: state_dict keys stay those of the plain model
+
+    def on_train_start(self) -> None:
+        # Only training steps run compiled: the model graph (a torch.jit trace), the summary
+        # and evaluation stay eager, and the state_dict keeps the plain model's keys.
+        if self.hparams.compile:
+            self._compiled_forward = torch.compile(self.model.forward)
+
+    def on_train_end(self) -> None:
+        self._compiled_forward = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self._compiled_forward is not None and self.training:
+            return self._compiled_forward(x)
         return self.model(x)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:

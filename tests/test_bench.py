@@ -1,0 +1,35 @@
+"""The benchmark in its smoke mode: it completes and prints every row (numbers not checked)."""
+
+import subprocess
+import sys
+
+from .helpers import REPO
+
+ROWS = [
+    "a. compute floor",
+    "b. tutorial loop",
+    "c. tudui train.py",
+    "d. tudui evaluation",
+    "e. tudui peak memory",
+    "f. predict.py, one image",
+    "c/a",
+    "c/b",
+    "c with model.channels_last=false",
+    "c with model.compile=true",
+    "c with trainer.precision=bf16-mixed",
+    "c with +trainer.benchmark=true",
+]
+
+
+def test_benchmark_smoke(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tudui.bench", "--smoke", "--cache", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for row in ROWS:
+        line = next((line for line in lines if line.startswith(row)), None)
+        assert line is not None, f"no row {row!r} in:\n{result.stdout}"
+        assert "failed" not in line, line
+    assert (tmp_path / "cifar-6000" / "cifar-10-batches-py" / "data_batch_5").is_file()
