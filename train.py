@@ -26,5 +26,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = resume_overrides(sys.argv[1:])
+    with exit_on_user_error():
+        sys.argv[1:] = resume_overrides(sys.argv[1:])
     main()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from tudui.errors import ConfigError
+
 RUNS = ("outputs/runs/*/checkpoints/last.ckpt", "outputs/multirun/*/*/checkpoints/last.ckpt")
 
 
@@ -21,7 +23,7 @@ def find_resume_checkpoint(value: str) -> Path:
     if value == "latest":
         found = [p for pattern in RUNS for p in Path().glob(pattern)]
         if not found:
-            return Path("outputs/runs/<none yet>/checkpoints/last.ckpt")  # train() reports it
+            raise ConfigError("ckpt_path=latest: there is no run with a last.ckpt under outputs/.")
         return max(found, key=lambda p: p.stat().st_mtime).resolve()
     path = Path(value).expanduser().resolve()
     if path.is_dir():
