@@ -23,10 +23,15 @@ from tudui.predict import PredictConfig, image_paths, pick_device, predict, writ
 def parse(argv: list[str]) -> PredictConfig:
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), OmegaConf.from_dotlist(argv))
-        return OmegaConf.to_object(cfg)
+        cfg = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
         message = str(err).splitlines()[0]
         raise ConfigError(f"{message}. Run python predict.py --help for the keys.") from None
+    if cfg.topk < 1 or cfg.batch_size < 1:
+        raise ConfigError(f"topk={cfg.topk} and batch_size={cfg.batch_size} must be at least 1.")
+    if cfg.output and Path(cfg.output).suffix not in (".csv", ".json"):
+        raise ConfigError(f"output={cfg.output}: the file name must end in .csv or .json.")
+    return cfg
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,8 @@ tensorboard --logdir outputs
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from tudui.errors import exit_on_user_error
@@ -21,8 +23,13 @@ from tudui.train import evaluate, train
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    run = train if cfg.train else evaluate
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        # A failed job must not end the sweep: Hydra records the error, runs the other
+        # jobs, and reports it at the end.
+        return run(cfg)
     with exit_on_user_error():
-        return train(cfg) if cfg.train else evaluate(cfg)
+        return run(cfg)
 
 
 if __name__ == "__main__":

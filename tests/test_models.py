@@ -45,10 +45,27 @@ def test_tudui_cnn_maps_a_batch_to_logits():
     assert out.shape == (64, 10)
 
 
-def test_tutorial_state_dict_keys_load():
-    # The tutorial's model.py names its Sequential `model`: its saved weights load as they are.
-    keys = set(TuduiCNN().state_dict())
-    assert {"model.0.weight", "model.0.bias", "model.8.weight", "model.8.bias"} <= keys
+class TutorialTudui(nn.Module):
+    """The tutorial's own model.py (section 19), as a student wrote it."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(
+            nn.Conv2d(3, 32, 5, 1, 2), nn.MaxPool2d(2), nn.Conv2d(32, 32, 5, 1, 2),
+            nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, 1, 2), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(64 * 4 * 4, 64), nn.Linear(64, 10),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def test_tutorial_state_dict_loads_as_it_is():
+    tutorial = TutorialTudui()
+    ours = TuduiCNN(num_classes=10)
+    ours.load_state_dict(tutorial.state_dict())  # strict: every key and shape matches
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(ours(x), tutorial(x))
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -97,9 +97,13 @@ def test_glob_and_json_output(run_dir, images, tmp_path):
     assert result.returncode == 0, result.stderr
     records = json.loads(output.read_text())
     assert {r["path"].rsplit(".", 1)[1] for r in records} == {"png"}
+    trained = load_trained_model(run_dir)
+    transform = eval_transforms(trained.input_spec)
     for record in records:
-        (best, p), *_ = record["topk"]
-        assert best in ("ants", "bees") and 0.5 <= p <= 1.0
+        probabilities = trained.model(transform(read_image(record["path"]))[None]).softmax(-1)[0]
+        expected = sorted(zip(probabilities.tolist(), trained.classes, strict=True), reverse=True)
+        assert [name for name, _ in record["topk"]] == [name for _, name in expected]
+        assert [p for _, p in record["topk"]] == pytest.approx([p for p, _ in expected], abs=1e-5)
         assert record["error"] is None
 
 

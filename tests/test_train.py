@@ -103,7 +103,13 @@ def test_offline_error_is_one_clear_message(tmp_path):
     proxy = "http://127.0.0.1:9"
     env = {"https_proxy": proxy, "http_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": ""}
     data_dir = tmp_path / "nothing_here"
-    result = run_script("train.py", f"data.data_dir={data_dir}", "trainer=debug", env=env)
+    result = run_script(
+        "train.py",
+        f"data.data_dir={data_dir}",
+        "trainer=debug",
+        f"hydra.run.dir={tmp_path}/r",
+        env=env,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert str(data_dir / "cifar-10-batches-py") in result.stderr

@@ -10,7 +10,8 @@ torchvision CIFAR10 + ToTensor + DataLoader(batch_size=64); (c) tudui: ``train.p
 user runs it, callbacks, logging and progress bar included; (d) its evaluation; (e) its
 peak memory; (f) ``predict.py`` on one image next to ``import torch, torchvision``; then
 tudui with each speed option. All read the same synthetic CIFAR-10, written in the real
-archive's format to a cache folder once.
+archive's format to a fresh temporary folder (the tutorial's loop unpickles them with
+torchvision's own reader, so they are never read from a place others can write to).
 """
 
 import argparse
@@ -18,6 +19,7 @@ import json
 import os
 import pickle
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,10 +48,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 def write_cifar(root: Path, train_images: int, test_images: int) -> Path:
     """Random images in ``cifar-10-batches-py/``'s real format (five pickles, test, meta)."""
     folder = root / "cifar-10-batches-py"
-    done = folder / f".complete-{train_images}-{test_images}"
-    if done.exists():
-        return root
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
 
     def dump(name: str, n: int) -> None:
@@ -65,7 +64,6 @@ def write_cifar(root: Path, train_images: int, test_images: int) -> Path:
     dump("test_batch", test_images)
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": CLASSES}, f, protocol=2)
-    done.touch()
     return root
 
 
@@ -259,7 +257,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=300, help="timed training batches per row")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "tudui" / "bench")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check every row runs")
     parser.add_argument("--no-options", action="store_true", help="skip the speed-option rows")
     args = parser.parse_args(argv)
@@ -267,8 +264,23 @@ def main(argv: list[str] | None = None) -> None:
     train_images, test_images, steps = (50_000, 10_000, args.steps)
     if args.smoke:
         train_images, test_images, steps = (6_000, 640, 5)
-    data_dir = write_cifar(args.cache / f"cifar-{train_images}", train_images, test_images)
     work = Path(tempfile.mkdtemp(prefix="tudui-bench-"))
+    try:
+        measure_and_print(args, device, work, train_images, test_images, steps)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_and_print(
+    args: argparse.Namespace,
+    device: torch.device,
+    work: Path,
+    train_images: int,
+    test_images: int,
+    steps: int,
+) -> None:
+    """Every row of the table, measured in ``work``, then printed."""
+    data_dir = write_cifar(work / "data", train_images, test_images)
 
     # The floor and tudui alternate, twice, each keeping its best: a machine whose speed
     # drifts (boost clocks, neighbours) then favours neither.

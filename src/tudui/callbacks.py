@@ -12,12 +12,14 @@ import matplotlib
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
 
 from tudui.errors import TrainingInterrupted
 
 matplotlib.use("Agg")  # files and TensorBoard only, never a window
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class TestReport(L.Callback):
                 logger.experiment.add_figure(
                     "test/confusion_matrix", figure, global_step=trainer.global_step
                 )
-        matplotlib.pyplot.close(figure)
+        plt.close(figure)
 
 
 class SaveOnInterrupt(L.Callback):
@@ -125,9 +127,11 @@ class SaveOnInterrupt(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         self.on_fit_end(trainer, pl_module)
-        if isinstance(exception, SIGTERMException):  # Lightning's own SIGTERM stop
-            self.received = signal.SIGTERM
-            self._stop(trainer)
+        # Lightning's own SIGTERM stop, if the signal came before on_fit_start: save only;
+        # train() turns the exception into a non-zero exit. Raising here would skip the
+        # loggers' final flush.
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
+            trainer.save_checkpoint(self.dirpath / "last.ckpt")
 
     def _stop(self, trainer: L.Trainer) -> None:
         path = self.dirpath / "last.ckpt"

@@ -87,7 +87,7 @@ def read_tudui_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.T
     return _tudui_parts(content, path)
 
 
-def weights_from_file(model_args: dict[str, Any]) -> dict[str, Any]:
+def without_pretrained_download(model_args: dict[str, Any]) -> dict[str, Any]:
     # The trained weights come from the checkpoint: never fetch pretrained ones again.
     return {**model_args, "pretrained": False} if "pretrained" in model_args else model_args
 
@@ -97,7 +97,7 @@ def build(
 ) -> nn.Module:
     """The registered model ``model["name"]`` holding ``state_dict``, in eval mode."""
     name, args = model["name"], {k: v for k, v in model.items() if k != "name"}
-    network = create_model(name, num_classes=len(classes), **weights_from_file(args))
+    network = create_model(name, num_classes=len(classes), **without_pretrained_download(args))
     try:
         network.load_state_dict(state_dict)
     except RuntimeError as err:

@@ -22,7 +22,6 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 SCHEDULERS: dict[str, type[torch.optim.lr_scheduler.LRScheduler]] = {
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
     "step": torch.optim.lr_scheduler.StepLR,
-    "onecycle": torch.optim.lr_scheduler.OneCycleLR,
 }
 
 

@@ -7,7 +7,6 @@ the run folder is created, and again at the start of ``train()``.
 """
 
 import inspect
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from tudui.errors import ConfigError
+from tudui.errors import ConfigError, exit_on_user_error
 from tudui.models import list_models
 
 _ABSENT = object()
@@ -39,6 +38,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (_optional(lambda v: _integer(v) and v >= 0), "an integer >= 0, or null (random)"),
     "model.channels_last": (_optional(lambda v: isinstance(v, bool)), "true, false or null"),
     "model.compile": (lambda v: isinstance(v, bool), "true or false"),
+    "model.pretrained": (lambda v: isinstance(v, bool), "true or false"),
+    "model.freeze_features": (lambda v: isinstance(v, bool), "true or false"),
+    "model.head": (lambda v: v in ("replace", "append"), "replace or append"),
     "optim.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "optim.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "optim.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -56,36 +58,66 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer >= 1, or -1 for no limit",
     ),
     "trainer.log_every_n_steps": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    "trainer.limit_train_batches": (_optional(lambda v: _number(v) and v > 0), "a number > 0"),
-    "trainer.limit_val_batches": (_optional(lambda v: _number(v) and v >= 0), "a number >= 0"),
+    "trainer.limit_train_batches": (
+        _optional(lambda v: _integer(v) and v > 0 or isinstance(v, float) and 0 < v <= 1),
+        "a number of batches >= 1, or a share in (0, 1]",
+    ),
+    "trainer.limit_val_batches": (
+        _optional(lambda v: _integer(v) and v >= 0 or isinstance(v, float) and 0 <= v <= 1),
+        "a number of batches >= 0, or a share in [0, 1]",
+    ),
 }
+
+
+def _argument_problems(
+    group: str, node: Any, table: dict[str, type], ignore: set[str]
+) -> list[str]:
+    """``node.name`` must be in ``table`` and its other keys arguments of that class."""
+    name = node.get("name")
+    if name not in table:
+        return [f"{group}.name={name!r} must be one of {', '.join(table)}"]
+    accepted = set(inspect.signature(table[name]).parameters) - ignore
+    return [
+        f"{group}.{key} is not an argument of {table[name].__name__} "
+        f"(it takes {', '.join(sorted(accepted))})"
+        for key in sorted(set(node) - accepted - {"name"})
+    ]
 
 
 def _optimizer_problems(cfg: DictConfig) -> list[str]:
     from tudui.classifier import OPTIMIZERS  # Lightning: only once a run is really starting
 
-    name = cfg.optim.get("name")
-    if name not in OPTIMIZERS:
-        return [f"optim.name={name!r} must be one of {', '.join(OPTIMIZERS)}"]
-    accepted = set(inspect.signature(OPTIMIZERS[name]).parameters) - {"params"}
-    unknown = sorted(set(cfg.optim) - accepted - {"name"})
-    return [
-        f"optim.{key} is not an argument of {OPTIMIZERS[name].__name__} "
-        f"(it takes {', '.join(sorted(accepted))})"
-        for key in unknown
-    ]
+    return _argument_problems("optim", cfg.optim, OPTIMIZERS, {"params"})
+
+
+def _scheduler_problems(cfg: DictConfig) -> list[str]:
+    from tudui.classifier import SCHEDULERS
+
+    if not cfg.get("scheduler"):
+        return []
+    return _argument_problems("scheduler", cfg.scheduler, SCHEDULERS, {"optimizer", "interval"})
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every problem found in ``cfg``, one line each."""
-    problems = []
+    problems = [
+        f"{group}.{key} is required (python train.py {group}.{key}=...)"
+        for group in ("model", "data", "optim")
+        for key in sorted(OmegaConf.missing_keys(cfg[group]))
+    ]
     for key, (ok, what) in RULES.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not ok(value):
             problems.append(f"{key}={value!r} must be {what}")
     if cfg.model.get("name") not in list_models():
         problems.append(f"model.name={cfg.model.get('name')!r} must be one of {list_models()}")
-    return problems + _optimizer_problems(cfg)
+    mean, std = cfg.data.get("mean"), cfg.data.get("std")
+    if (mean is None) != (std is None):
+        problems.append("data.mean and data.std must be set together (or both left null)")
+    ratios = cfg.data.get("val_ratio", 0), cfg.data.get("test_ratio", 0)
+    if all(_number(r) for r in ratios) and sum(ratios) >= 1:
+        problems.append("data.val_ratio + data.test_ratio must be below 1")
+    return problems + _optimizer_problems(cfg) + _scheduler_problems(cfg)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -104,12 +136,9 @@ class ValidateConfig(Callback):
         self._check(config, config.hydra.sweep.dir)
 
     def _check(self, config: DictConfig, folder: str) -> None:
-        try:
+        with exit_on_user_error():
             validate(config)
             _check_writable(Path(folder))
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(1) from None
 
 
 def _check_writable(folder: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from tudui.checkpoints import TrainedModel
+from tudui.data.folders import image_files
 from tudui.data.images import BadImage, is_image_file, read_image
 from tudui.data.transforms import eval_transforms
 from tudui.errors import ConfigError, TuduiError
@@ -47,11 +48,12 @@ def image_paths(pattern: str) -> list[Path]:
     """An image file, every image under a folder, or the matches of a glob, sorted."""
     path = Path(pattern).expanduser()
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        found = image_files(path)
     elif path.exists():
         return [path]
     else:
-        found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        matches = (Path(p) for p in glob.glob(str(path), recursive=True))
+        found = sorted(p for p in matches if p.is_file() and is_image_file(p))
     if not found:
         raise TuduiError(f"No image found at {pattern}: give an image, a folder or a glob.")
     return found
@@ -106,6 +108,13 @@ def predict(
 
 def write_predictions(predictions: list[Prediction], output: Path) -> None:
     """``.json``: a list of records; ``.csv``: one row per image, top-k as ``name:p`` pairs."""
+    try:
+        _write(predictions, output)
+    except OSError as err:
+        raise TuduiError(f"Cannot write {output} ({err.strerror or err}).") from None
+
+
+def _write(predictions: list[Prediction], output: Path) -> None:
     if output.suffix == ".json":
         output.write_text(json.dumps([asdict(p) for p in predictions], indent=2) + "\n")
     elif output.suffix == ".csv":

@@ -11,7 +11,10 @@ import yaml
 
 from tudui.errors import ConfigError
 
-RUNS = ("outputs/runs/*/checkpoints/last.ckpt", "outputs/multirun/*/*/checkpoints/last.ckpt")
+LAST_CHECKPOINT_GLOBS = (
+    "outputs/runs/*/checkpoints/last.ckpt",
+    "outputs/multirun/*/*/checkpoints/last.ckpt",
+)
 
 
 def _key(override: str) -> str:
@@ -21,7 +24,7 @@ def _key(override: str) -> str:
 def find_resume_checkpoint(value: str) -> Path:
     """``latest``: the newest ``last.ckpt`` under ``outputs/``; a run folder: its ``last.ckpt``."""
     if value == "latest":
-        found = [p for pattern in RUNS for p in Path().glob(pattern)]
+        found = [p for pattern in LAST_CHECKPOINT_GLOBS for p in Path().glob(pattern)]
         if not found:
             raise ConfigError("ckpt_path=latest: there is no run with a last.ckpt under outputs/.")
         return max(found, key=lambda p: p.stat().st_mtime).resolve()

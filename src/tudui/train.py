@@ -2,18 +2,22 @@
 ``evaluate(cfg)``: test a trained checkpoint on the data's test split."""
 
 import logging
+import signal
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from tudui.checkpoints import find_checkpoint, read_tudui_checkpoint, weights_from_file
+from tudui.checkpoints import find_checkpoint, read_tudui_checkpoint, without_pretrained_download
 from tudui.classifier import ImageClassifier
 from tudui.config import validate
-from tudui.errors import ConfigError
+from tudui.errors import ConfigError, TrainingInterrupted
 from tudui.models import InputSpec, input_spec
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,26 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=Future
 def _plain(node: Any) -> Any:
     """Config node -> dicts and lists, so nothing of OmegaConf reaches a checkpoint."""
     return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+def _datamodule(cfg: DictConfig, spec: InputSpec, stage: str) -> L.LightningDataModule:
+    """``cfg.data`` built for a model that takes ``spec``, with its data found and checked."""
+    datamodule = instantiate(cfg.data, model_input=spec, _convert_="object")
+    datamodule.prepare_data()
+    datamodule.setup(stage)
+    return datamodule
+
+
+@contextmanager
+def _sigterm_is_an_interrupt() -> Iterator[None]:
+    """Lightning ends a run on SIGTERM with exit status 0; make it a non-zero interrupt.
+
+    During fitting, SaveOnInterrupt handles the signal itself; this covers testing."""
+    try:
+        yield
+    except SIGTERMException:
+        message = "SIGTERM: stopped; the checkpoints are as they were."
+        raise TrainingInterrupted(message, signal.SIGTERM) from None
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
@@ -54,11 +78,10 @@ def train(cfg: DictConfig) -> float | None:
     model_cfg = _plain(cfg.model)
     # How the model runs, not what it is: kept out of the architecture's arguments.
     speed = {key: model_cfg.pop(key) for key in SPEED_OPTIONS if key in model_cfg}
-    datamodule = instantiate(cfg.data, model_input=input_spec(**model_cfg), _convert_="object")
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = _datamodule(cfg, input_spec(**model_cfg), "fit")
     classifier = ImageClassifier(
-        model=model_cfg,
+        # Resuming: the weights come from the checkpoint, so no pretrained download.
+        model=without_pretrained_download(model_cfg) if cfg.ckpt_path else model_cfg,
         classes=datamodule.classes,
         input_spec=datamodule.input_spec.to_dict(),
         optim=_plain(cfg.optim),
@@ -66,11 +89,12 @@ def train(cfg: DictConfig) -> float | None:
         **speed,
     )
     trainer = build_trainer(cfg)
-    trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-
+    with _sigterm_is_an_interrupt():
+        trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
-    trainer.test(classifier, datamodule=datamodule, ckpt_path=best or None)
+    with _sigterm_is_an_interrupt():
+        trainer.test(classifier, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     test_acc = trainer.callback_metrics.get("test/acc")
     if test_acc is not None:
         log.info("test/acc %.4f (%s)", test_acc, best or "weights at the end of training")
@@ -92,17 +116,17 @@ def evaluate(cfg: DictConfig) -> float:
     path = find_checkpoint(Path(cfg.ckpt_path))
     hparams, state_dict = read_tudui_checkpoint(path)
     log.info("evaluating %s; run folder: %s", path, cfg.paths.output_dir)
-    spec = InputSpec.from_dict(hparams["input_spec"])
-    datamodule = instantiate(cfg.data, model_input=spec, _convert_="object")
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    datamodule = _datamodule(cfg, InputSpec.from_dict(hparams["input_spec"]), "test")
     if list(datamodule.classes) != list(hparams["classes"]):
         raise ConfigError(
             f"{path} was trained on classes {hparams['classes']}, but the data has "
             f"{datamodule.classes}. Evaluate it on data with the same classes."
         )
-    classifier = ImageClassifier(**{**hparams, "model": weights_from_file(hparams["model"])})
+    classifier = ImageClassifier(
+        **{**hparams, "model": without_pretrained_download(hparams["model"])}
+    )
     classifier.load_state_dict(state_dict)
     trainer = build_trainer(cfg)
-    trainer.test(classifier, datamodule=datamodule)
+    with _sigterm_is_an_interrupt():
+        trainer.test(classifier, datamodule=datamodule)
     return float(trainer.callback_metrics["test/acc"])

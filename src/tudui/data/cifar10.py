@@ -100,13 +100,14 @@ class CIFAR10DataModule(InMemoryDataModule):
     def prepare_data(self) -> None:
         if self._files_ok(verify=self.check_integrity):
             return
-        if not self.download:
+        if not self.download and not (self.root / CIFAR10.filename).is_file():
             raise self._missing("data.download is false")
         try:
+            # Unpacks an archive already in data_dir (md5 checked); downloads it otherwise.
             download_and_extract_archive(
                 CIFAR10.url, str(self.root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5
             )
-        except OSError as err:  # urllib's URLError included
+        except (OSError, RuntimeError) as err:  # no network; a download or copy that is corrupt
             raise self._missing(
                 f"could not be downloaded ({getattr(err, 'reason', err)})"
             ) from None
@@ -115,8 +116,14 @@ class CIFAR10DataModule(InMemoryDataModule):
 
     def _read(self, files: list[list[str]]) -> InMemoryImages:
         batches = [_read_pickle(self.folder / name) for name, _ in files]
-        images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
-        labels = np.concatenate([b["labels"] for b in batches]).astype(np.int64)
+        try:
+            images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
+            labels = np.concatenate([b["labels"] for b in batches]).astype(np.int64)
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(
+                f"The batch files in {self.folder} do not hold CIFAR-10's 'data' and 'labels' "
+                f"({err!r}). Delete the folder to download CIFAR-10 again."
+            ) from None
         return InMemoryImages(torch.from_numpy(images), torch.from_numpy(labels))
 
     def setup(self, stage: str | None = None) -> None:

@@ -21,7 +21,8 @@ def list_paths(paths: Iterable[Path], limit: int = 20) -> str:
     return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"
 
 
-def _images_in(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """Every image under ``folder``, recursively, sorted; other files are ignored."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
 
 
@@ -39,7 +40,7 @@ def class_folder_samples(folder: Path) -> list[Sample]:
             f"{folder} has no class folders: expected {folder}/<class name>/<images>, "
             "one folder per class."
         )
-    samples = [(image, c.name) for c in classes for image in _images_in(c)]
+    samples = [(image, c.name) for c in classes for image in image_files(c)]
     found = Counter(label for _, label in samples)
     empty = [c for c in classes if not found[c.name]]
     if empty:
@@ -85,7 +86,10 @@ def label_file_samples(folder: Path) -> list[Sample]:
                 unlabelled.append(image)
                 continue
             used.add(key)
-            name = labels[key].read_text(encoding="utf-8").strip()
+            try:
+                name = labels[key].read_text(encoding="utf-8").strip()
+            except UnicodeDecodeError:
+                raise DataError(f"{labels[key]} is not UTF-8 text: save it as UTF-8.") from None
             if name:
                 samples.append((image, name))
             else:

@@ -17,7 +17,7 @@ from tudui.data import transforms as presets
 from tudui.data.folders import Sample, class_folder_samples, label_file_samples, list_paths
 from tudui.data.images import BadImage, read_image
 from tudui.errors import DataError
-from tudui.models import InputSpec
+from tudui.models import InputSpec, input_spec
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
-        self.input_spec = (model_input or InputSpec(size=224)).override(input_size, mean, std)
+        model_input = model_input or input_spec("tudui_cnn")
+        self.input_spec = model_input.override(input_size, mean, std)
         self.train_transform = (
             v2.Compose(list(train_transforms))
             if train_transforms

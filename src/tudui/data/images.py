@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 # What torchvision's ImageFolder accepts, plus GIF. Anything else in a folder is not an image.
@@ -63,7 +63,6 @@ def read_image(path: Path) -> torch.Tensor:
                     f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}"
                 )
             return pil_to_tensor(to_rgb(ImageOps.exif_transpose(image)))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise BadImage(f"{path}: {err}") from None
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        # OSError covers unidentified, truncated and unreadable files
         raise BadImage(f"{path}: {err}") from None

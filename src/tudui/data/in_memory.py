@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from tudui.models import InputSpec
+from tudui.models import InputSpec, input_spec
 
 
 class InMemoryImages(Dataset):
@@ -92,8 +92,10 @@ class BatchTransform:
         if train and self.crop_padding:
             images = random_padded_crop(images, self.crop_padding)
         x = images.float().div_(255)
-        if x.shape[-2:] != (self.spec.size, self.spec.size):
-            x = TF.resize(x, [self.spec.size, self.spec.size], antialias=True)
+        if x.shape[-2:] != (self.spec.size, self.spec.size) or self.spec.resize_size:
+            # The same geometry as the evaluation preset that predict.py uses.
+            x = TF.resize(x, self.spec.resize_size or self.spec.size, antialias=True)
+            x = TF.center_crop(x, [self.spec.size, self.spec.size])
         if self.spec.mean is not None:
             x = TF.normalize(x, list(self.spec.mean), list(self.spec.std))
         return x
@@ -123,7 +125,8 @@ class InMemoryDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
-        self.input_spec = (model_input or InputSpec(size=32)).override(input_size, mean, std)
+        model_input = model_input or input_spec("tudui_cnn")
+        self.input_spec = model_input.override(input_size, mean, std)
         self.batch_transform = BatchTransform(self.input_spec, flip=flip, crop_padding=crop_padding)
         self.classes: list[str] = []
         self.train_set: InMemoryImages | None = None

@@ -39,6 +39,12 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
             f"{Path(weights.url).name} in {folder} (TORCH_HOME moves that folder), or train "
             "from random weights with model.pretrained=false."
         ) from None
+    except Exception as err:  # a corrupt cached file or a download that failed its hash
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
+        raise TuduiError(
+            f"Cannot load VGG16's ImageNet weights from {folder / Path(weights.url).name} "
+            f"({err!r}). Delete that file to download it again."
+        ) from None
 
 
 @register_model("vgg16", spec=vgg16_input)
