@@ -69,25 +69,23 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _argument_problems(
-    group: str, node: Any, table: dict[str, type], ignore: set[str]
-) -> list[str]:
-    """``node.name`` must be in ``table`` and its other keys arguments of that class."""
+def _argument_problems(group: str, node: Any, table: dict[str, type], own: set[str]) -> list[str]:
+    """``node.name`` must be in ``table``, its other keys arguments of that class or ``own``."""
     name = node.get("name")
     if name not in table:
         return [f"{group}.name={name!r} must be one of {', '.join(table)}"]
-    accepted = set(inspect.signature(table[name]).parameters) - ignore
+    accepted = set(inspect.signature(table[name]).parameters) - {"params", "optimizer"}
     return [
         f"{group}.{key} is not an argument of {table[name].__name__} "
-        f"(it takes {', '.join(sorted(accepted))})"
-        for key in sorted(set(node) - accepted - {"name"})
+        f"(it takes {', '.join(sorted(accepted | own))})"
+        for key in sorted(set(node) - accepted - own - {"name"})
     ]
 
 
 def _optimizer_problems(cfg: DictConfig) -> list[str]:
     from tudui.classifier import OPTIMIZERS  # Lightning: only once a run is really starting
 
-    return _argument_problems("optim", cfg.optim, OPTIMIZERS, {"params"})
+    return _argument_problems("optim", cfg.optim, OPTIMIZERS, set())
 
 
 def _scheduler_problems(cfg: DictConfig) -> list[str]:
@@ -95,7 +93,7 @@ def _scheduler_problems(cfg: DictConfig) -> list[str]:
 
     if not cfg.get("scheduler"):
         return []
-    return _argument_problems("scheduler", cfg.scheduler, SCHEDULERS, {"optimizer", "interval"})
+    return _argument_problems("scheduler", cfg.scheduler, SCHEDULERS, {"interval"})
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
