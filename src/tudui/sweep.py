@@ -19,16 +19,21 @@ RESULTS_FILE = "metrics.json"  # written by train() in each run folder
 def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     """A row per job folder of ``sweep_dir``, in job order."""
     jobs = [p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()]
+    jobs.sort(key=lambda p: (len(p.name), p.name))  # job 2 before job 10
+    overrides = [yaml.safe_load((j / ".hydra" / "overrides.yaml").read_text()) or [] for j in jobs]
+    # The overrides every job shares say nothing about which one won: show the rest.
+    shared = set.intersection(*map(set, overrides)) if len(jobs) > 1 else set()
     rows = []
-    for job in sorted(
-        jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name)
-    ):
-        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
+    for job, job_overrides in zip(jobs, overrides, strict=True):
         results = job / RESULTS_FILE
         metrics = json.loads(results.read_text()) if results.is_file() else {}
-        status = "ok" if metrics else "failed"
         rows.append(
-            {"job": job.name, "overrides": " ".join(overrides), **metrics, "status": status}
+            {
+                "job": job.name,
+                "overrides": " ".join(o for o in job_overrides if o not in shared),
+                **metrics,
+                "status": "ok" if metrics else "failed",
+            }
         )
     return rows
 
@@ -44,7 +49,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def write_summary(sweep_dir: Path) -> Path:

@@ -1,8 +1,10 @@
 """``train(cfg)``: compose a run from a Hydra config, fit, then test the best checkpoint.
 ``evaluate(cfg)``: test a trained checkpoint on the data's test split."""
 
+import json
 import logging
 import signal
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from tudui.classifier import ImageClassifier
 from tudui.config import validate
 from tudui.errors import ConfigError, TrainingInterrupted
 from tudui.models import InputSpec, input_spec
+from tudui.sweep import RESULTS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ def train(cfg: DictConfig) -> float | None:
     normalization the data is prepared with.
     """
     validate(cfg)
+    started = time.monotonic()
     log.info("run folder: %s", cfg.paths.output_dir)
     if cfg.ckpt_path:
         if not Path(cfg.ckpt_path).is_file():
@@ -99,7 +103,33 @@ def train(cfg: DictConfig) -> float | None:
     if test_acc is not None:
         log.info("test/acc %.4f (%s)", test_acc, best or "weights at the end of training")
     best_score = checkpoint.best_model_score if checkpoint is not None else None
-    return float(best_score) if best_score is not None else None
+    results = {
+        "best_val_acc": float(best_score) if best_score is not None else None,
+        "test_acc": float(test_acc) if test_acc is not None else None,
+        "epochs": trainer.current_epoch,
+        "wall_time_s": round(time.monotonic() - started, 1),
+    }
+    if trainer.is_global_zero:
+        _record_results(cfg, classifier, trainer, results)
+    return results["best_val_acc"]
+
+
+def _record_results(
+    cfg: DictConfig, classifier: ImageClassifier, trainer: L.Trainer, results: dict[str, Any]
+) -> None:
+    """``metrics.json`` in the run folder (read by the sweep summary), and the run's
+    hyperparameters with its results in TensorBoard's HPARAMS tab."""
+    Path(cfg.paths.output_dir, RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    hparams = {
+        "model": classifier.hparams.model,
+        "optim": classifier.hparams.optim,
+        "scheduler": classifier.hparams.scheduler or "none",
+        "batch_size": cfg.data.get("batch_size"),
+        "seed": cfg.seed,
+    }
+    metrics = {f"hp/{k}": v for k, v in results.items() if k != "wall_time_s" and v is not None}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams, metrics)
 
 
 def evaluate(cfg: DictConfig) -> float:
