@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from tudui.config import refuse_ddp_in_sweep
 from tudui.errors import exit_on_user_error
 from tudui.resume import resume_overrides
 from tudui.train import evaluate, train
@@ -25,6 +26,7 @@ from tudui.train import evaluate, train
 def main(cfg: DictConfig) -> float | None:
     run = train if cfg.train else evaluate
     if HydraConfig.get().mode == RunMode.MULTIRUN:
+        refuse_ddp_in_sweep(cfg)  # swept values are only known here
         # A failed job must not end the sweep: Hydra records the error, runs the other
         # jobs, and reports it at the end.
         return run(cfg)

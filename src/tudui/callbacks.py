@@ -131,11 +131,11 @@ class SaveOnInterrupt(L.Callback):
         # train() turns the exception into a non-zero exit. Raising here would skip the
         # loggers' final flush.
         if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
-            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+            trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
 
     def _stop(self, trainer: L.Trainer) -> None:
         path = self.dirpath / "last.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint
         name = signal.Signals(self.received).name
         raise TrainingInterrupted(
             f"{name}: training stopped at epoch {trainer.current_epoch}, step "

@@ -118,7 +118,9 @@ class ImageClassifier(L.LightningModule):
         accuracy(logits, labels)
         if stage == "test":
             self.test_confusion.update(logits, labels)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True)
+        # sync_dist: with DDP, the epoch's loss is averaged over every process's images.
+        loss = F.cross_entropy(logits, labels)
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
         self.log(f"{stage}/acc", accuracy, prog_bar=True)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

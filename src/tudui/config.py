@@ -118,6 +118,17 @@ def config_problems(cfg: DictConfig) -> list[str]:
     return problems + _optimizer_problems(cfg) + _scheduler_problems(cfg)
 
 
+def refuse_ddp_in_sweep(cfg: DictConfig) -> None:
+    """DDP re-launches the script once per device; inside a Hydra multirun each of those
+    processes would run the whole sweep again."""
+    if "ddp" in str(cfg.trainer.get("strategy", "")):
+        raise ConfigError(
+            "trainer.strategy=ddp cannot run inside a sweep (-m): each DDP process would run "
+            "the whole sweep again. Sweep with a launcher instead, one job per GPU: "
+            "hydra/launcher=joblib on one machine, hydra/launcher=submitit_slurm on a cluster."
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     problems = config_problems(cfg)
     if problems:
@@ -131,6 +142,8 @@ class ValidateConfig(Callback):
         self._check(config, config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with exit_on_user_error():
+            refuse_ddp_in_sweep(config)
         self._check(config, config.hydra.sweep.dir)
 
     def _check(self, config: DictConfig, folder: str) -> None:

@@ -1,0 +1,124 @@
+"""Sweeps and scale: joblib and Optuna sweeps, summary, HPARAMS, DDP on the CPU, folder locks."""
+
+import contextlib
+import csv
+import json
+import time
+
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from .helpers import run_script, start_script, write_fake_cifar10
+
+TINY = [
+    "data.check_integrity=false",
+    "data.val_split=20",
+    "trainer=cpu",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def summary_rows(sweep_dir):
+    with open(sweep_dir / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_joblib_sweep_runs_jobs_in_parallel_and_summarizes(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    result = run_script(
+        "train.py", "-m", "optim.lr=1e-2,1e-3", "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2", f"data.data_dir={data}", *TINY, f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    rows = summary_rows(sweep)
+    assert [r["overrides"] for r in rows] == ["optim.lr=0.01", "optim.lr=0.001"]
+    for row in rows:
+        metrics = json.loads((sweep / row["job"] / "metrics.json").read_text())
+        assert float(row["best_val_acc"]) == metrics["best_val_acc"]
+        assert float(row["test_acc"]) == metrics["test_acc"]
+        assert row["epochs"] == "1" and row["status"] == "ok" and float(row["wall_time_s"]) > 0
+    assert "sweep summary" in result.stdout + result.stderr
+
+
+def test_hparams_tab_holds_the_results(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    result = run_script("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    contents = {}
+    for events_file in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
+        events = EventAccumulator(str(events_file))
+        events.Reload()
+        with contextlib.suppress(KeyError):  # an event file without the HPARAMS plugin
+            contents.update(events.PluginTagToContent("hparams"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and 0 <= metrics["test_acc"] <= 1
+    raw = b"".join(contents.values())
+    assert b"hp/best_val_acc" in raw and b"optim/lr" in raw and b"hp_metric" not in raw
+
+
+def test_optuna_search(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data")
+    sweep = tmp_path / "search"
+    result = run_script(
+        "train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+        f"data.data_dir={data}", *TINY, f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert set(best["best_params"]) == {"optim", "optim.lr", "data.batch_size"}
+    rows = summary_rows(sweep)
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    assert best["best_value"] == max(float(r["best_val_acc"]) for r in rows)
+
+
+def test_ddp_on_two_cpu_processes_writes_one_set_of_outputs(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py", f"data.data_dir={data}", *TINY, "trainer.devices=2", "trainer.strategy=ddp",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and "last.ckpt" in checkpoints
+    assert len(list(run_dir.glob("metrics.json"))) == 1
+    writers = {
+        p.name.split(".")[-2] for p in (run_dir / "tensorboard").glob("events.out.tfevents.*")
+    }
+    assert len(writers) == 1  # one process wrote TensorBoard
+    assert not list(tmp_path.glob("**/version_*"))
+
+
+def test_ddp_inside_a_sweep_is_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_script(
+        "train.py", "-m", "optim.lr=1e-2,1e-3", "trainer.strategy=ddp", f"hydra.sweep.dir={sweep}"
+    )
+    assert result.returncode == 1
+    assert "cannot run inside a sweep" in result.stderr and "hydra/launcher=joblib" in result.stderr
+    assert not sweep.exists()
+
+
+def test_a_folder_in_use_is_refused(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    first = start_script(
+        "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=100000",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not (run_dir / "checkpoints").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    second = run_script("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
+    first.kill()
+    first.communicate()
+    assert second.returncode == 1
+    assert f"{run_dir} belongs to another run that is still going" in second.stderr
+    # The first run died without cleaning up: its folder can be taken over (resumed).
+    again = run_script("train.py", f"ckpt_path={run_dir}", "trainer.max_epochs=1")
+    assert "belongs to another run" not in again.stderr
