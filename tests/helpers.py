@@ -4,6 +4,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,13 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until ``path`` exists, ``process`` ends or ``timeout`` seconds pass."""
+    deadline = time.time() + timeout
+    while not path.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
 
 
 def start_script(script: str, *args: str, cwd: Path = REPO) -> subprocess.Popen:

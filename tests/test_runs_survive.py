@@ -17,7 +17,14 @@ from tudui.checkpoint_io import AtomicCheckpointIO
 from tudui.errors import TuduiError
 from tudui.train import train
 
-from .helpers import REPO, compose_config, run_script, start_script, write_fake_cifar10
+from .helpers import (
+    REPO,
+    compose_config,
+    run_script,
+    start_script,
+    wait_for,
+    write_fake_cifar10,
+)
 
 # Augmentation on: the resumed run must also draw the same random flips and crops.
 TINY = [
@@ -83,9 +90,7 @@ def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip
     last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    wait_for(last, process)
     time.sleep(0.3)  # into the next epoch
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
@@ -113,9 +118,7 @@ def test_kill_9_during_checkpointing_never_corrupts_last_ckpt(tmp_path):
             "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=100000",
             f"hydra.run.dir={run_dir}",
         )  # fmt: skip
-        deadline = time.time() + 60
-        while not (folder / "last.ckpt").exists() and time.time() < deadline:
-            time.sleep(0.01)
+        wait_for(folder / "last.ckpt", process)
         # Kill while a checkpoint is being written if we catch one, else at a random moment.
         stop = time.time() + rng.uniform(0.2, 1.5)
         while time.time() < stop and not list(folder.glob(".*.tmp")):

@@ -3,12 +3,11 @@
 import contextlib
 import csv
 import json
-import time
 
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .helpers import run_script, start_script, write_fake_cifar10
+from .helpers import run_script, start_script, wait_for, write_fake_cifar10
 
 TINY = [
     "data.check_integrity=false",
@@ -111,9 +110,7 @@ def test_a_folder_in_use_is_refused(tmp_path):
         "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=100000",
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip
-    deadline = time.time() + 60
-    while not (run_dir / "checkpoints").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for(run_dir / "checkpoints", first)
     second = run_script("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
     first.kill()
     first.communicate()
@@ -122,3 +119,9 @@ def test_a_folder_in_use_is_refused(tmp_path):
     # The first run died without cleaning up: its folder can be taken over (resumed).
     again = run_script("train.py", f"ckpt_path={run_dir}", "trainer.max_epochs=1")
     assert "belongs to another run" not in again.stderr
+
+
+def test_slurm_launcher_config_composes():
+    result = run_script("train.py", "-m", "hydra/launcher=submitit_slurm", "--cfg", "hydra")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "hydra_plugins.hydra_submitit_launcher" in result.stdout

@@ -120,7 +120,10 @@ def test_train_pretrained_frozen_vgg16_end_to_end(torch_home, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # The summary counts the frozen convolutional features (14.7 M parameters) apart.
-    assert re.search(r"14\.7 M\s+Non-trainable params", result.stdout + result.stderr)
+    # (Lightning prints "14.7 M  Non-trainable params", or with rich installed
+    # "Non-trainable params: 14.7 M".)
+    summary = r"14\.7 M\s+Non-trainable params|Non-trainable params: 14\.7 M"
+    assert re.search(summary, result.stdout + result.stderr)
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, mmap=True)
     hparams = checkpoint["hyper_parameters"]
     assert hparams["model"] == {
