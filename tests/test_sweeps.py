@@ -122,6 +122,7 @@ def test_a_folder_in_use_is_refused(tmp_path):
 
 
 def test_slurm_launcher_config_composes():
-    result = run_script("train.py", "-m", "hydra/launcher=submitit_slurm", "--cfg", "hydra")
+    result = run_script("train.py", "hydra/launcher=submitit_slurm", "--cfg", "hydra")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hydra_plugins.hydra_submitit_launcher" in result.stdout
+    assert "submitit_folder: ${hydra.sweep.dir}/.submitit/%j" in result.stdout
