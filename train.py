@@ -9,6 +9,7 @@ python train.py --help                                # config groups and option
 tensorboard --logdir outputs
 """
 
+import logging
 import sys
 
 import hydra
@@ -16,22 +17,26 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from tudui.config import refuse_ddp_in_sweep
-from tudui.errors import exit_on_user_error
+from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
 from tudui.resume import resume_overrides
 from tudui.train import evaluate, train
+
+log = logging.getLogger("tudui")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     run = train if cfg.train else evaluate
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        refuse_ddp_in_sweep(cfg)  # swept values are only known here
-        # A failed job must not end the sweep: Hydra records the error, runs the other
-        # jobs, and reports it at the end.
-        return run(cfg)
-    with exit_on_user_error():
-        return run(cfg)
+    with exit_on_user_error():  # Ctrl-C or SIGTERM stops a sweep too
+        try:
+            return run(cfg)
+        except TuduiError as err:
+            if HydraConfig.get().mode != RunMode.MULTIRUN or isinstance(err, TrainingInterrupted):
+                raise
+            # One failed job does not end a sweep: it is logged, marked failed in the
+            # sweep's summary, and the other jobs run.
+            log.error("this job failed: %s", err)
+            return None
 
 
 if __name__ == "__main__":

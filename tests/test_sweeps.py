@@ -4,6 +4,7 @@ import contextlib
 import csv
 import json
 
+import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -95,12 +96,18 @@ def test_ddp_on_two_cpu_processes_writes_one_set_of_outputs(tmp_path):
 
 def test_ddp_inside_a_sweep_is_refused(tmp_path):
     sweep = tmp_path / "sweep"
+    data = write_fake_cifar10(tmp_path / "data")
     result = run_script(
-        "train.py", "-m", "optim.lr=1e-2,1e-3", "trainer.strategy=ddp", f"hydra.sweep.dir={sweep}"
-    )
-    assert result.returncode == 1
-    assert "cannot run inside a sweep" in result.stderr and "hydra/launcher=joblib" in result.stderr
-    assert not sweep.exists()
+        "train.py", "-m", "optim.lr=1e-2,1e-3", f"data.data_dir={data}", *TINY,
+        "trainer.devices=2", "trainer.strategy=ddp", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert "DDP on 2 devices cannot run inside a sweep" in output
+    assert "hydra/launcher=joblib" in output
+    assert "GLOBAL_RANK: 1" not in output  # no second process was started
+    rows = summary_rows(sweep)
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert not list(sweep.glob("*/checkpoints"))
 
 
 def test_a_folder_in_use_is_refused(tmp_path):
@@ -117,8 +124,9 @@ def test_a_folder_in_use_is_refused(tmp_path):
     assert second.returncode == 1
     assert f"{run_dir} belongs to another run that is still going" in second.stderr
     # The first run died without cleaning up: its folder can be taken over (resumed).
-    again = run_script("train.py", f"ckpt_path={run_dir}", "trainer.max_epochs=1")
-    assert "belongs to another run" not in again.stderr
+    done = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    again = run_script("train.py", f"ckpt_path={run_dir}", f"trainer.max_epochs={done + 1}")
+    assert again.returncode == 0, again.stderr[-2000:]
 
 
 def test_slurm_launcher_config_composes():

@@ -115,33 +115,38 @@ class SaveOnInterrupt(L.Callback):
             signal.signal(signum, handler)
         self._previous.clear()
 
+    def _signalled(self, trainer: L.Trainer) -> bool:
+        # With DDP every process must stop at the same batch (saving is collective): stop
+        # when any of them got the signal.
+        return trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.received is not None:
+        if self._signalled(trainer):
             self._stop(trainer)
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.received is not None and not trainer.sanity_checking:
+        if not trainer.sanity_checking and self._signalled(trainer):
             self._stop(trainer)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         self.on_fit_end(trainer, pl_module)
-        # Lightning's own SIGTERM stop, if the signal came before on_fit_start: save only;
-        # train() turns the exception into a non-zero exit. Raising here would skip the
-        # loggers' final flush.
+        # Lightning's own SIGTERM stop (its handler is the one installed outside our
+        # on_fit_start .. on_fit_end window): save only; train() turns the exception into a
+        # non-zero exit. Raising here would skip the loggers' final flush.
         if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
             trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
 
     def _stop(self, trainer: L.Trainer) -> None:
         path = self.dirpath / "last.ckpt"
         trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint
-        name = signal.Signals(self.received).name
+        name = signal.Signals(self.received or signal.SIGTERM).name
         raise TrainingInterrupted(
             f"{name}: training stopped at epoch {trainer.current_epoch}, step "
             f"{trainer.global_step}, and saved {path}. Resume with: python train.py "
             f"ckpt_path={path}",
-            self.received,
+            self.received or signal.SIGTERM,  # another DDP process got the signal
         )
 
 

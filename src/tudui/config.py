@@ -96,12 +96,12 @@ def _scheduler_problems(cfg: DictConfig) -> list[str]:
     return _argument_problems("scheduler", cfg.scheduler, SCHEDULERS, {"interval"})
 
 
-def config_problems(cfg: DictConfig) -> list[str]:
+def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
     """Every problem found in ``cfg``, one line each."""
     problems = [
         f"{group}.{key} is required (python train.py {group}.{key}=...)"
         for group in ("model", "data", "optim")
-        for key in sorted(OmegaConf.missing_keys(cfg[group]))
+        for key in sorted(OmegaConf.missing_keys(cfg[group]) if check_missing else ())
     ]
     for key, (ok, what) in RULES.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
@@ -118,19 +118,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     return problems + _optimizer_problems(cfg) + _scheduler_problems(cfg)
 
 
-def refuse_ddp_in_sweep(cfg: DictConfig) -> None:
-    """DDP re-launches the script once per device; inside a Hydra multirun each of those
-    processes would run the whole sweep again."""
-    if "ddp" in str(cfg.trainer.get("strategy", "")):
-        raise ConfigError(
-            "trainer.strategy=ddp cannot run inside a sweep (-m): each DDP process would run "
-            "the whole sweep again. Sweep with a launcher instead, one job per GPU: "
-            "hydra/launcher=joblib on one machine, hydra/launcher=submitit_slurm on a cluster."
-        )
-
-
-def validate(cfg: DictConfig) -> None:
-    problems = config_problems(cfg)
+def validate(cfg: DictConfig, check_missing: bool = True) -> None:
+    problems = config_problems(cfg, check_missing)
     if problems:
         raise ConfigError(f"Invalid config: {'; '.join(problems)}.")
 
@@ -139,16 +128,21 @@ class ValidateConfig(Callback):
     """Hydra callback: refuse a bad config before Hydra creates the run or sweep folder."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config, config.hydra.run.dir)
+        self._check(config, config.hydra.run.dir, check_missing=True)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        with exit_on_user_error():
-            refuse_ddp_in_sweep(config)
-        self._check(config, config.hydra.sweep.dir)
+        # Swept values are not in the sweep's own config yet: a swept data.root looks
+        # missing here. Each job checks its complete config as it starts.
+        self._check(config, config.hydra.sweep.dir, check_missing=False)
 
-    def _check(self, config: DictConfig, folder: str) -> None:
+    def _check(self, config: DictConfig, folder: str, check_missing: bool) -> None:
         with exit_on_user_error():
-            validate(config)
+            try:
+                validate(config, check_missing)
+            except ConfigError:
+                raise
+            except Exception as err:  # Hydra would only warn, then the run would fail later
+                raise ConfigError(f"The config cannot be read: {err}") from None
             _check_writable(Path(folder))
 
 

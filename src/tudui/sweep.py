@@ -39,6 +39,8 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no jobs found)"
     cells = [[_cell(row.get(column)) for column in COLUMNS] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(COLUMNS)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))]

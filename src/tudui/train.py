@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from tudui.checkpoints import find_checkpoint, read_tudui_checkpoint, without_pretrained_download
+from tudui.checkpoints import (
+    find_checkpoint,
+    load_file,
+    read_tudui_checkpoint,
+    without_pretrained_download,
+)
 from tudui.classifier import ImageClassifier
 from tudui.config import validate
 from tudui.errors import ConfigError, TrainingInterrupted
@@ -35,6 +44,19 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=Future
 def _plain(node: Any) -> Any:
     """Config node -> dicts and lists, so nothing of OmegaConf reaches a checkpoint."""
     return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+def _check_resumable(path: Path, max_epochs: int) -> None:
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={path}: no checkpoint there to resume from.")
+    loops = load_file(path).get("loops", {})
+    progress = loops.get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    epochs_done = progress.get("completed", 0)
+    if max_epochs != -1 and epochs_done > max_epochs:  # what Lightning would refuse
+        raise ConfigError(
+            f"{path} has completed {epochs_done} epochs already: to continue, give "
+            f"trainer.max_epochs above {epochs_done}."
+        )
 
 
 def _datamodule(cfg: DictConfig, spec: InputSpec, stage: str) -> L.LightningDataModule:
@@ -57,6 +79,23 @@ def _sigterm_is_an_interrupt() -> Iterator[None]:
         raise TrainingInterrupted(message, signal.SIGTERM) from None
 
 
+def _refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
+    """Lightning's DDP re-runs this script once per extra device: inside a Hydra multirun
+    each of those processes would run the whole sweep again. (DDP whose processes SLURM
+    or torchrun start, as in a submitit_slurm job, is fine.)"""
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    strategy = trainer.strategy
+    relaunches = isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
+    external = getattr(strategy, "cluster_environment", None)
+    if in_sweep and relaunches and not (external and external.creates_processes_externally):
+        raise ConfigError(
+            f"DDP on {trainer.world_size} devices cannot run inside a sweep (-m): each DDP "
+            "process would run the whole sweep again. Use trainer.devices=1 and a launcher "
+            "to spread the jobs: hydra/launcher=joblib on one machine, "
+            "hydra/launcher=submitit_slurm on a cluster."
+        )
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config."""
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
@@ -75,8 +114,7 @@ def train(cfg: DictConfig) -> float | None:
     started = time.monotonic()
     log.info("run folder: %s", cfg.paths.output_dir)
     if cfg.ckpt_path:
-        if not Path(cfg.ckpt_path).is_file():
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no checkpoint there to resume from.")
+        _check_resumable(Path(cfg.ckpt_path), cfg.trainer.max_epochs)
         log.info("resuming from %s", cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     model_cfg = _plain(cfg.model)
@@ -93,6 +131,7 @@ def train(cfg: DictConfig) -> float | None:
         **speed,
     )
     trainer = build_trainer(cfg)
+    _refuse_ddp_in_sweep(trainer)
     with _sigterm_is_an_interrupt():
         trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     checkpoint = trainer.checkpoint_callback
@@ -129,7 +168,11 @@ def _record_results(
     }
     metrics = {f"hp/{k}": v for k, v in results.items() if k != "wall_time_s" and v is not None}
     for logger in trainer.loggers:
-        logger.log_hyperparams(hparams, metrics)
+        if isinstance(logger, TensorBoardLogger):  # its HPARAMS tab pairs them with metrics
+            logger.log_hyperparams(hparams, metrics)
+        else:
+            logger.log_hyperparams(hparams)
+            logger.log_metrics(metrics)
 
 
 def evaluate(cfg: DictConfig) -> float:
