@@ -104,7 +104,9 @@ class SaveOnInterrupt(L.Callback):
         self.received = signum
         log.warning("received %s: stopping after this batch", signal.Signals(signum).name)
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Here, not in on_fit_start: Lightning installs its own SIGTERM handler in between,
+        # and it would raise at the next batch's start instead of letting this one save.
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -132,9 +134,9 @@ class SaveOnInterrupt(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         self.on_fit_end(trainer, pl_module)
-        # Lightning's own SIGTERM stop (its handler is the one installed outside our
-        # on_fit_start .. on_fit_end window): save only; train() turns the exception into a
-        # non-zero exit. Raising here would skip the loggers' final flush.
+        # Lightning's own SIGTERM stop (a signal before on_train_start, in the sanity
+        # check): save only; train() turns the exception into a non-zero exit. Raising
+        # here would skip the loggers' final flush.
         if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
             trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
 

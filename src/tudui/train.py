@@ -75,7 +75,7 @@ def _sigterm_is_an_interrupt() -> Iterator[None]:
     try:
         yield
     except SIGTERMException:
-        message = "SIGTERM: stopped; the checkpoints are as they were."
+        message = "SIGTERM: stopped before the end; resume from the run's last.ckpt if it has one."
         raise TrainingInterrupted(message, signal.SIGTERM) from None
 
 
