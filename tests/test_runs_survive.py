@@ -160,6 +160,7 @@ def test_same_seed_same_results_other_seed_other_results(tmp_path):
         ("model=foo", "Available options in 'model'"),
         ("optim.lrr=0.1", "Could not override 'optim.lrr'"),
         ("+optim.lrr=0.1", "optim.lrr is not an argument of SGD"),
+        ("data=image_folder", "data.root is required (python train.py data.root=...)"),
     ],
 )
 def test_bad_config_stops_before_any_folder(tmp_path, override, message):

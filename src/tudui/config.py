@@ -99,7 +99,7 @@ def _scheduler_problems(cfg: DictConfig) -> list[str]:
 def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
     """Every problem found in ``cfg``, one line each."""
     problems = [
-        f"{group}.{key} is required (python train.py {group}.{key}=...)"
+        f"{key} is required (python train.py {key}=...)"  # keys come back as full paths
         for group in ("model", "data", "optim")
         for key in sorted(OmegaConf.missing_keys(cfg[group]) if check_missing else ())
     ]
