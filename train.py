@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from tudui.config.hydra import run_hydra_main
 from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
 from tudui.resume import resume_overrides
 from tudui.train import evaluate, train
@@ -42,4 +43,4 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     with exit_on_user_error():
         sys.argv[1:] = resume_overrides(sys.argv[1:])
-    main()
+        run_hydra_main(main)

@@ -7,13 +7,14 @@ import torch
 from tudui.data.cifar10 import CIFAR10DataModule
 from tudui.data.in_memory import BatchTransform, random_padded_crop
 from tudui.errors import DataError
-from tudui.models import InputSpec
+from tudui.input_spec import InputSpec
 
 from .helpers import CLASSES, write_fake_cifar10
 
 
 def datamodule(root, **kwargs) -> CIFAR10DataModule:
     kwargs = {"check_integrity": False, "val_split": 10, "batch_size": 8, **kwargs}
+    kwargs.setdefault("model_input", InputSpec(32))
     dm = CIFAR10DataModule(data_dir=str(root), **kwargs)
     dm.prepare_data()
     dm.setup("fit")

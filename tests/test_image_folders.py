@@ -9,7 +9,7 @@ from tudui.data import image_folder as image_folder_module
 from tudui.data.digits import DigitsDataModule
 from tudui.data.image_folder import ImageFolderDataModule, LabelFolderDataModule
 from tudui.errors import DataError
-from tudui.models import InputSpec
+from tudui.input_spec import InputSpec
 
 from .helpers import make_class_folders, make_label_folders, write_image
 

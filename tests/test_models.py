@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from tudui.errors import ConfigError
-from tudui.models import InputSpec, TuduiCNN, create_model, input_spec, list_models
+from tudui.input_spec import InputSpec
+from tudui.models import TuduiCNN, create_model, input_spec, list_models
 
 
 def test_tudui_cnn_is_the_tutorial_network():

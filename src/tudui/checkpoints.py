@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from tudui.errors import TuduiError
-from tudui.models import InputSpec, create_model, input_spec
+from tudui.input_spec import InputSpec
+from tudui.models import create_model, input_spec
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
 

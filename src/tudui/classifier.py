@@ -9,26 +9,11 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from tudui.errors import ConfigError, TuduiError
+from tudui.errors import TuduiError
 from tudui.models import create_model
+from tudui.optim import build_optimizer, build_scheduler
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
-SCHEDULERS: dict[str, type[torch.optim.lr_scheduler.LRScheduler]] = {
-    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
-    "step": torch.optim.lr_scheduler.StepLR,
-}
-
-
-def _pick(table: dict[str, Any], name: str, key: str) -> Any:
-    if name not in table:
-        raise ConfigError(f"Unknown {key}.name {name!r}. Choose one of: {', '.join(table)}.")
-    return table[name]
 
 
 class ImageClassifier(L.LightningModule):
@@ -137,18 +122,12 @@ class ImageClassifier(L.LightningModule):
         return self(images).softmax(dim=-1)
 
     def configure_optimizers(self) -> Any:
-        optim = dict(self.hparams.optim)
-        optimizer_cls = _pick(OPTIMIZERS, optim.pop("name"), "optim")
         # Frozen parameters (requires_grad=False) are left out of the optimizer entirely.
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = optimizer_cls(trainable, **optim)
+        optimizer = build_optimizer(self.hparams.optim, trainable)
         if not self.hparams.scheduler:
             return optimizer
-        schedule = dict(self.hparams.scheduler)
-        scheduler_cls = _pick(SCHEDULERS, schedule.pop("name"), "scheduler")
-        interval = schedule.pop("interval", "epoch")
-        scheduler = scheduler_cls(optimizer, **schedule)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
+            "lr_scheduler": build_scheduler(self.hparams.scheduler, optimizer),
         }

@@ -33,5 +33,17 @@ def exit_on_user_error() -> Iterator[None]:
     try:
         yield
     except TuduiError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_own_words(err)}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:  # Ctrl-C outside training (which saves and says so itself)
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _own_words(err: TuduiError) -> str:
+    """The error's message; raised in a DataLoader worker, PyTorch wraps it in a traceback
+    of that worker, whose last line is the message itself."""
+    message = str(err)
+    if "Original Traceback" in message:
+        message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+    return message

@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,10 +24,12 @@ from tudui.checkpoints import (
     without_pretrained_download,
 )
 from tudui.classifier import ImageClassifier
-from tudui.config import validate
+from tudui.config.check import validate
 from tudui.errors import ConfigError, TrainingInterrupted
-from tudui.models import InputSpec, input_spec
+from tudui.input_spec import InputSpec
+from tudui.models import input_spec
 from tudui.sweep import RESULTS_FILE
+from tudui.trainer import build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +78,6 @@ def _sigterm_is_an_interrupt() -> Iterator[None]:
         raise TrainingInterrupted(message, signal.SIGTERM) from None
 
 
-def _refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
-    """Lightning's DDP re-runs this script once per extra device: inside a Hydra multirun
-    each of those processes would run the whole sweep again. (DDP whose processes SLURM
-    or torchrun start, as in a submitit_slurm job, is fine.)"""
-    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    strategy = trainer.strategy
-    relaunches = isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
-    external = getattr(strategy, "cluster_environment", None)
-    if in_sweep and relaunches and not (external and external.creates_processes_externally):
-        raise ConfigError(
-            f"DDP on {trainer.world_size} devices cannot run inside a sweep (-m): each DDP "
-            "process would run the whole sweep again. Use trainer.devices=1 and a launcher "
-            "to spread the jobs: hydra/launcher=joblib on one machine, "
-            "hydra/launcher=submitit_slurm on a cluster."
-        )
-
-
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config."""
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-
-
 def train(cfg: DictConfig) -> float | None:
     """Train ``cfg.model`` on ``cfg.data``; return the best validation accuracy.
 
@@ -131,7 +106,6 @@ def train(cfg: DictConfig) -> float | None:
         **speed,
     )
     trainer = build_trainer(cfg)
-    _refuse_ddp_in_sweep(trainer)
     with _sigterm_is_an_interrupt():
         trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     checkpoint = trainer.checkpoint_callback

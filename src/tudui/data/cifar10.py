@@ -9,6 +9,7 @@ import torch
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
+from tudui.config.types import NonNegativeInt, PositiveInt
 from tudui.data.in_memory import InMemoryDataModule, InMemoryImages
 from tudui.errors import DataError
 
@@ -61,11 +62,11 @@ class CIFAR10DataModule(InMemoryDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        val_split: int = 5000,
-        split_seed: int = 0,
+        val_split: NonNegativeInt = 5000,
+        split_seed: NonNegativeInt = 0,
         download: bool = True,
         check_integrity: bool = True,
-        batch_size: int = 64,
+        batch_size: PositiveInt = 64,
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **kwargs)

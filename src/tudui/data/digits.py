@@ -6,6 +6,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from tudui.config.types import NonNegativeInt, OpenFraction, PositiveInt
 from tudui.data.in_memory import InMemoryDataModule, InMemoryImages
 
 
@@ -25,16 +26,23 @@ class DigitsDataModule(InMemoryDataModule):
 
     def __init__(
         self,
-        test_ratio: float = 0.2,
-        val_ratio: float = 0.1,
-        split_seed: int = 0,
-        batch_size: int = 64,
+        test_ratio: OpenFraction = 0.2,
+        val_ratio: OpenFraction = 0.1,
+        split_seed: NonNegativeInt = 0,
+        batch_size: PositiveInt = 64,
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **kwargs)
         self.test_ratio = test_ratio
         self.val_ratio = val_ratio
         self.split_seed = split_seed
+
+    @classmethod
+    def config_problems(cls, values: dict[str, Any]) -> list[str]:
+        problems = super().config_problems(values)
+        if values.get("val_ratio", 0.1) + values.get("test_ratio", 0.2) >= 1:
+            problems.append("data.val_ratio + data.test_ratio must be below 1")
+        return problems
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -2,22 +2,23 @@
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from tudui.config.types import NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveInt
 from tudui.data import transforms as presets
+from tudui.data.base import ImageDataModule
 from tudui.data.folders import Sample, class_folder_samples, label_file_samples, list_paths
 from tudui.data.images import BadImage, read_image
 from tudui.errors import DataError
-from tudui.models import InputSpec, input_spec
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _read_or_error(path: Path) -> torch.Tensor | BadImage:
         return err
 
 
-class ImageFolderDataModule(L.LightningDataModule):
+class ImageFolderDataModule(ImageDataModule):
     """Images sorted into one folder per class (torchvision's ``ImageFolder`` layout).
 
     ``root`` holds ``train/`` with optional ``val/`` and ``test/`` beside it, each with one
@@ -77,31 +78,27 @@ class ImageFolderDataModule(L.LightningDataModule):
         num_workers, pin_memory, persistent_workers: DataLoader settings; ``None`` picks
             by device: no workers on a CPU, whose cores train the model; up to 8 workers,
             kept between epochs, and pinned memory with CUDA.
-        model_input: what the model expects; set by ``train()``.
-        input_size, mean, std: override the model's values.
+        **kwargs: ``model_input`` and the input overrides of
+            :class:`~tudui.data.base.ImageDataModule`.
     """
 
     def __init__(
         self,
         root: str,
-        batch_size: int = 32,
-        val_ratio: float = 0.2,
-        split_seed: int = 0,
-        train_transforms: Sequence[Callable] | None = None,
-        eval_transforms: Sequence[Callable] | None = None,
-        cache_gb: float = 4.0,
+        batch_size: PositiveInt = 32,
+        val_ratio: OpenFraction = 0.2,
+        split_seed: NonNegativeInt = 0,
+        train_transforms: list[Callable] | None = None,
+        eval_transforms: list[Callable] | None = None,
+        cache_gb: NonNegativeFloat = 4.0,
         skip_bad_files: bool = False,
-        num_workers: int | None = None,
+        num_workers: NonNegativeInt | None = None,
         pin_memory: bool | None = None,
         persistent_workers: bool | None = None,
-        model_input: InputSpec | None = None,
-        input_size: int | None = None,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size=batch_size, **kwargs)
         self.root = Path(root).expanduser().resolve()
-        self.batch_size = batch_size
         self.val_ratio = val_ratio
         self.split_seed = split_seed
         self.cache_bytes = int(cache_gb * 2**30)
@@ -109,8 +106,6 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
-        model_input = model_input or input_spec("tudui_cnn")
-        self.input_spec = model_input.override(input_size, mean, std)
         self.train_transform = (
             v2.Compose(list(train_transforms))
             if train_transforms
@@ -121,10 +116,6 @@ class ImageFolderDataModule(L.LightningDataModule):
             if eval_transforms
             else presets.eval_transforms(self.input_spec)
         )
-        self.classes: list[str] = []
-        self.train_set: ImageFiles | None = None
-        self.val_set: ImageFiles | None = None
-        self.test_set: ImageFiles | None = None
 
     # The tutorial's label-file layout swaps this for label_file_samples.
     scan = staticmethod(class_folder_samples)
@@ -239,7 +230,7 @@ class ImageFolderDataModule(L.LightningDataModule):
     def _on_cuda(self) -> bool:
         return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
 
-    def _loader(self, dataset: ImageFiles, shuffle: bool) -> DataLoader:
+    def loader(self, dataset: ImageFiles, shuffle: bool) -> DataLoader:
         workers = self._num_workers()
         return DataLoader(
             dataset,
@@ -251,15 +242,6 @@ class ImageFolderDataModule(L.LightningDataModule):
                 workers > 0 if self.persistent_workers is None else self.persistent_workers
             ),
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
 
 
 class LabelFolderDataModule(ImageFolderDataModule):

@@ -8,13 +8,14 @@ per batch, after the batch reached the device.
 
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from tudui.models import InputSpec, input_spec
+from tudui.config.types import NonNegativeInt
+from tudui.data.base import ImageDataModule
+from tudui.input_spec import InputSpec
 
 
 class InMemoryImages(Dataset):
@@ -101,46 +102,23 @@ class BatchTransform:
         return x
 
 
-class InMemoryDataModule(L.LightningDataModule):
+class InMemoryDataModule(ImageDataModule):
     """A dataset small enough to hold as uint8 tensors: subclasses load it in ``setup()``
-    into ``classes``, ``train_set``, ``val_set`` and ``test_set``.
+    into ``classes``, ``train_set``, ``val_set`` and ``test_set`` (:class:`InMemoryImages`).
 
     Args:
-        batch_size: images per batch, for training and evaluation.
         flip: random horizontal flips of training batches.
         crop_padding: pad training images by this many pixels and crop back at random.
-        model_input: what the model expects (size, normalization); set by ``train()``.
-        input_size, mean, std: override the model's values.
+        **kwargs: ``model_input``, ``batch_size`` and the input overrides of
+            :class:`~tudui.data.base.ImageDataModule`.
     """
 
-    def __init__(
-        self,
-        batch_size: int,
-        flip: bool = False,
-        crop_padding: int = 0,
-        model_input: InputSpec | None = None,
-        input_size: int | None = None,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
-    ) -> None:
-        super().__init__()
-        self.batch_size = batch_size
-        model_input = model_input or input_spec("tudui_cnn")
-        self.input_spec = model_input.override(input_size, mean, std)
+    def __init__(self, flip: bool = False, crop_padding: NonNegativeInt = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.batch_transform = BatchTransform(self.input_spec, flip=flip, crop_padding=crop_padding)
-        self.classes: list[str] = []
-        self.train_set: InMemoryImages | None = None
-        self.val_set: InMemoryImages | None = None
-        self.test_set: InMemoryImages | None = None
 
-    def train_dataloader(self) -> DataLoader:
-        return batch_loader(self.train_set, self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return batch_loader(self.val_set, self.batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return batch_loader(self.test_set, self.batch_size, shuffle=False)
+    def loader(self, dataset: InMemoryImages, shuffle: bool) -> DataLoader:
+        return batch_loader(dataset, self.batch_size, shuffle=shuffle)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float

@@ -7,7 +7,7 @@ augmentation for in-memory datasets lives in :mod:`tudui.data.in_memory`.
 import torch
 from torchvision.transforms import v2
 
-from tudui.models import InputSpec
+from tudui.input_spec import InputSpec
 
 
 def _to_model_input(spec: InputSpec) -> list[v2.Transform]:

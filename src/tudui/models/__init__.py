@@ -5,16 +5,22 @@ Every model is registered under a short name and declares the input it expects
 so sizes and normalization constants live in exactly one place.
 """
 
-from tudui.models.registry import InputSpec, create_model, input_spec, list_models, register_model
+from tudui.models.registry import (
+    create_model,
+    input_spec,
+    list_models,
+    model_builder,
+    register_model,
+)
 from tudui.models.tudui_cnn import TuduiCNN
 from tudui.models.vgg import vgg16
 
 __all__ = [
-    "InputSpec",
     "TuduiCNN",
     "create_model",
     "input_spec",
     "list_models",
+    "model_builder",
     "register_model",
     "vgg16",
 ]

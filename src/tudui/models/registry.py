@@ -1,64 +1,12 @@
 """Model registry: names known to the project, and the input each model expects."""
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from torch import nn
 
 from tudui.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model expects of its input images.
-
-    ``size`` is the side of the square input; evaluation resizes the shorter side of an
-    image to ``resize_size`` (``None``: to ``size``) and crops the centre. ``mean``/``std``
-    of ``None`` means pixels go in as floats in [0, 1] (``ToTensor``) without
-    normalization, as in the tutorial.
-    """
-
-    size: int
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    resize_size: int | None = None
-
-    def override(
-        self,
-        size: int | None = None,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
-    ) -> "InputSpec":
-        """This spec with the values a data config sets; ``None`` keeps the model's.
-
-        A new ``size`` drops the model's ``resize_size``, which belonged to its own size.
-        """
-        changes: dict[str, Any] = {}
-        if size is not None and size != self.size:
-            changes["size"] = size
-            changes["resize_size"] = None
-        if mean is not None:
-            changes["mean"] = tuple(mean)
-        if std is not None:
-            changes["std"] = tuple(std)
-        return replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "InputSpec":
-        """The inverse of :meth:`to_dict`, as read back from a checkpoint."""
-        mean, std = values.get("mean"), values.get("std")
-        return cls(
-            size=values["size"],
-            mean=tuple(mean) if mean is not None else None,
-            std=tuple(std) if std is not None else None,
-            resize_size=values.get("resize_size"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain containers only, so a checkpoint holding it loads with ``weights_only``."""
-        return asdict(self)
-
+from tudui.input_spec import InputSpec
 
 ModelBuilder = Callable[..., nn.Module]
 
@@ -90,6 +38,11 @@ def _lookup(name: str) -> tuple[ModelBuilder, Callable[..., InputSpec]]:
             "Pick one with model=<name>."
         )
     return _MODELS[name]
+
+
+def model_builder(name: str) -> ModelBuilder:
+    """The class or function that builds the registered model ``name``."""
+    return _lookup(name)[0]
 
 
 def create_model(name: str, num_classes: int, **model_args: Any) -> nn.Module:

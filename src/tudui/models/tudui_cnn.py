@@ -3,7 +3,8 @@
 import torch
 from torch import nn
 
-from tudui.models.registry import InputSpec, register_model
+from tudui.input_spec import InputSpec
+from tudui.models.registry import register_model
 
 
 @register_model("tudui_cnn", spec=lambda: InputSpec(size=32))  # CIFAR-10 as ToTensor gives it

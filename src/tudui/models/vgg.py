@@ -1,16 +1,16 @@
 """torchvision's VGG16 with its head adapted to the data (Xiaotudui section 17)."""
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 from torchvision.models import VGG16_Weights
 from torchvision.models import vgg16 as torchvision_vgg16
 
-from tudui.errors import ConfigError, TuduiError
-from tudui.models.registry import InputSpec, register_model
-
-HEADS = ("replace", "append")
+from tudui.errors import TuduiError
+from tudui.input_spec import InputSpec
+from tudui.models.registry import register_model
 
 
 def vgg16_input(**model_args: object) -> InputSpec:
@@ -51,7 +51,7 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
 def vgg16(
     num_classes: int,
     pretrained: bool = False,
-    head: str = "replace",
+    head: Literal["replace", "append"] = "replace",
     freeze_features: bool = False,
 ) -> nn.Module:
     """torchvision's VGG16, its 1000-class ImageNet head adapted to ``num_classes``.
@@ -64,8 +64,6 @@ def vgg16(
         freeze_features: train only the classifier; the convolutional features get no
             gradients (and so are left out of the optimizer).
     """
-    if head not in HEADS:
-        raise ConfigError(f"Unknown model.head {head!r}. Choose one of: {', '.join(HEADS)}.")
     model = torchvision_vgg16()
     if pretrained:
         model.load_state_dict(_imagenet_state_dict())

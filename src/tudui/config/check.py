@@ -1,0 +1,119 @@
+"""Checking a composed config before anything is built or written.
+
+Every key is checked against the signature of what consumes it: ``data.*`` against the
+DataModule its ``_target_`` names, ``model.*`` against the registered model builder and
+:class:`~tudui.classifier.ImageClassifier`, ``optim.*`` and ``scheduler.*`` against
+:mod:`tudui.optim`, ``trainer.*`` against Lightning's ``Trainer``. Types and ranges are
+written there, once; this module only reads them and reports every problem in one message.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from tudui.config.arguments import MISSING, UNRESOLVED, argument_problems
+from tudui.config.types import NonNegativeInt
+from tudui.errors import ConfigError
+
+
+@dataclass
+class TopLevel:
+    """The top-level keys of ``conf/config.yaml``; groups have consumers of their own."""
+
+    seed: NonNegativeInt | None  # null: a random seed
+    train: bool
+    ckpt_path: str | None
+
+
+def group_values(node: Any) -> dict[str, Any]:
+    """A config group's values as plain Python values, interpolations resolved where they
+    can be. Keys starting with ``_`` (``_target_``) are Hydra's, not arguments."""
+    if not isinstance(node, DictConfig):
+        return {}
+    values = {}
+    for key in node:
+        if str(key).startswith("_"):
+            continue
+        if OmegaConf.is_missing(node, key):
+            values[key] = MISSING
+            continue
+        try:
+            value = node[key]
+            if isinstance(value, (DictConfig, ListConfig)):
+                value = OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException:  # e.g. ${hydra:runtime.output_dir} before the run
+            value = UNRESOLVED
+        values[key] = value
+    return values
+
+
+def _target_problems(group: str, node: Any, provided: set[str]) -> list[str]:
+    """Unknown keys and wrong types of a node instantiated from its ``_target_``."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return []
+    try:
+        consumer = get_class(node._target_)
+    except Exception:
+        return [f"{group}._target_={node._target_!r} is not a class that can be imported"]
+    values = group_values(node)
+    problems = argument_problems([consumer], values, group, provided)
+    # Rules between keys belong to the consumer too (data.mean with data.std, ...).
+    hook = getattr(consumer, "config_problems", None)
+    return problems + (hook(values) if callable(hook) and not problems else [])
+
+
+def _model_problems(cfg: DictConfig) -> list[str]:
+    from tudui.classifier import ImageClassifier  # Lightning: only once a run is starting
+    from tudui.models import list_models, model_builder
+
+    values = group_values(cfg.model)
+    name = values.pop("name", None)
+    if name not in list_models():
+        return [f"model.name={name!r} must be one of {list_models()}"]
+    provided = {"num_classes", "model", "classes", "input_spec", "optim", "scheduler"}
+    return argument_problems([model_builder(name), ImageClassifier], values, "model", provided)
+
+
+def _schedule_problems(cfg: DictConfig) -> list[str]:
+    from tudui.optim import OPTIMIZERS, SCHEDULERS
+
+    problems = []
+    for group, table in (("optim", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        values = group_values(cfg.get(group))
+        if not values and group == "scheduler":
+            continue  # scheduler=none
+        name = values.pop("name", None)
+        if name not in table:
+            problems.append(f"{group}.name={name!r} must be one of {', '.join(table)}")
+        else:
+            problems += argument_problems([table[name]], values, group)
+    return problems
+
+
+def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
+    """Every problem found in ``cfg``, one line each."""
+    from tudui.trainer import trainer_problems
+
+    top = {key: cfg.get(key) for key in ("seed", "train", "ckpt_path")}
+    problems = argument_problems([TopLevel], top, "config")
+    problems = [p.replace("config.", "", 1) for p in problems]
+    problems += _target_problems("data", cfg.data, provided={"model_input"})
+    problems += _model_problems(cfg)
+    problems += _schedule_problems(cfg)
+    problems += trainer_problems(group_values(cfg.trainer))
+    problems += _target_problems("logger", cfg.get("logger"), provided=set())
+    for name, node in (cfg.get("callbacks") or {}).items():
+        problems += _target_problems(f"callbacks.{name}", node, provided=set())
+    if not check_missing:
+        problems = [p for p in problems if " is required " not in p]
+    return problems
+
+
+def validate(cfg: DictConfig, check_missing: bool = True) -> None:
+    """Raise one :class:`ConfigError` naming every problem of ``cfg``."""
+    problems = config_problems(cfg, check_missing)
+    if problems:
+        raise ConfigError(f"Invalid config: {'; '.join(problems)}.")

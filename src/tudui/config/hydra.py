@@ -1,0 +1,112 @@
+"""Hydra's side of config checking: before any folder is made, and Hydra's own errors in
+one line."""
+
+import difflib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from tudui.config.check import validate
+from tudui.errors import ConfigError, exit_on_user_error
+
+# A run writes its config, log and first checkpoint before it can report anything; on a
+# disk with less free space than this it stops at once, with a message, before any folder.
+MIN_FREE_BYTES = 50 * 2**20
+
+
+class ValidateConfig(Callback):
+    """Hydra callback: refuse a bad config before Hydra creates the run or sweep folder."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, config.hydra.run.dir, check_missing=True)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Swept values are not in the sweep's own config yet: a swept data.root looks
+        # missing here. Each job checks its complete config as it starts.
+        self._check(config, config.hydra.sweep.dir, check_missing=False)
+
+    def _check(self, config: DictConfig, folder: str, check_missing: bool) -> None:
+        with exit_on_user_error():
+            try:
+                validate(config, check_missing)
+            except ConfigError:
+                raise
+            except Exception as err:  # Hydra would only warn, then the run would fail later
+                raise ConfigError(f"The config cannot be read: {err}") from None
+            check_writable(Path(folder))
+
+
+def check_writable(folder: Path) -> None:
+    """Create the run folder now, so that a path that cannot be written, or a full disk,
+    is a clear error before Hydra writes anything there."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if existing.is_dir() and shutil.disk_usage(existing).free < MIN_FREE_BYTES:
+        free = shutil.disk_usage(existing).free / 2**20
+        raise ConfigError(
+            f"Only {free:.0f} MB are free on the disk of {existing}: a run needs at least "
+            f"{MIN_FREE_BYTES // 2**20} MB for its config, log and checkpoints. Free some "
+            "space or choose another folder (hydra.run.dir=...)."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot write the run folder {folder} ({err.strerror or err}). Choose another "
+            "with hydra.run.dir=... (hydra.sweep.dir=... for -m), or fix its permissions."
+        ) from None
+
+
+def run_hydra_main(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function; Hydra's errors become one-line :class:`ConfigError`."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(hydra_error_message(err)) from None
+    except OSError as err:  # Hydra writing its config or log to a full or read-only disk
+        raise ConfigError(
+            f"Cannot write {err.filename or 'the run folder'} ({err.strerror or err}). Free "
+            "disk space or choose another folder with hydra.run.dir=..."
+        ) from None
+
+
+def hydra_error_message(err: HydraException | OmegaConfBaseException) -> str:
+    """One line for an error Hydra raised while composing the config.
+
+    Hydra's own report spans several lines and, for a misspelled key, advises adding it
+    with ``+``: here the line names the key and the closest existing one."""
+    if isinstance(err, MissingConfigException):  # model=foo
+        text = str(err).split("Config search path")[0]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        # "In 'config': Could not find 'model/foo'", "Available options in 'model':", names
+        return f"{lines[0].split(': ', 1)[-1]}. {' '.join(lines[1:2])} {', '.join(lines[2:])}."
+    if isinstance(err, OverrideParseException):
+        return f"Cannot parse an override: {str(err).splitlines()[0]}. Write key=value."
+    if not isinstance(err, ConfigCompositionException):
+        return str(err).strip().splitlines()[0]
+    cause = err.__cause__
+    first = str(err).splitlines()[0].rstrip(".")
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "parent_node", None):
+        key = str(getattr(cause, "full_key", "")).rsplit(".", 1)
+        group, name = (key[0], key[1]) if len(key) == 2 else ("", key[0])
+        known = [str(k) for k in cause.parent_node]
+        close = difflib.get_close_matches(name, known, n=1)
+        suggestion = f"did you mean {'.'.join(filter(None, [group, close[0]]))}? " if close else ""
+        where = group or "the config"
+        return f"{first}: {where} has no key {name!r} ({suggestion}its keys: {', '.join(known)})"
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())

@@ -1,0 +1,57 @@
+"""The contract every data source keeps: classes, three splits, three loaders, and images
+prepared for the model's declared input (its :class:`~tudui.input_spec.InputSpec`)."""
+
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from tudui.config.types import ChannelMeans, ChannelStds, PositiveInt
+from tudui.input_spec import InputSize, InputSpec
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base of tudui's DataModules: subclasses fill ``classes`` and the three splits in
+    ``setup()`` and say how a split is loaded (:meth:`loader`).
+
+    Args:
+        model_input: what the model expects (size, normalization); ``train()`` passes it.
+        batch_size: images per batch, for training and evaluation.
+        input_size, mean, std: override the model's values; ``None`` keeps them.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_input: InputSpec,
+        batch_size: PositiveInt,
+        input_size: InputSize | None = None,
+        mean: ChannelMeans | None = None,
+        std: ChannelStds | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.input_spec = model_input.override(input_size, mean, std)
+        self.classes: list[str] = []
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    @classmethod
+    def config_problems(cls, values: dict[str, Any]) -> list[str]:
+        """Rules between keys of a data config, checked with the types and ranges."""
+        if (values.get("mean") is None) != (values.get("std") is None):
+            return ["data.mean and data.std must be set together (or both left null)"]
+        return []
+
+    def loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.test_set, shuffle=False)

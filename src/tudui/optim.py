@@ -1,0 +1,105 @@
+"""Optimizers and learning-rate schedules by name (``optim.name``, ``scheduler.name``).
+
+Each is a dataclass of the arguments it takes, with their types and ranges: the one
+description of the ``optim.*`` and ``scheduler.*`` keys, which the config check reads
+and ``ImageClassifier.configure_optimizers`` builds from. Defaults are torch's own; the
+YAML files in ``conf/optim`` and ``conf/scheduler`` set tudui's choices.
+"""
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+
+from tudui.config.types import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
+from tudui.errors import ConfigError
+
+Interval = Literal["epoch", "step"]  # how often Lightning steps the schedule
+
+
+@dataclass
+class SGD:
+    """Stochastic gradient descent, the tutorial's optimizer."""
+
+    lr: PositiveFloat
+    momentum: Fraction = 0.0
+    dampening: Fraction = 0.0
+    weight_decay: NonNegativeFloat = 0.0
+    nesterov: bool = False
+
+    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, **asdict(self))
+
+
+@dataclass
+class Adam:
+    lr: PositiveFloat
+    betas: tuple[Fraction, Fraction] = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    weight_decay: NonNegativeFloat = 0.0
+    amsgrad: bool = False
+
+    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, **asdict(self))
+
+
+@dataclass
+class AdamW(Adam):
+    """Adam with decoupled weight decay."""
+
+    weight_decay: NonNegativeFloat = 1e-2
+
+    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(params, **asdict(self))
+
+
+@dataclass
+class CosineAnnealingLR:
+    """Cosine decay from the optimizer's lr to ``eta_min`` over ``T_max`` intervals."""
+
+    T_max: PositiveInt
+    eta_min: NonNegativeFloat = 0.0
+    interval: Interval = "epoch"
+
+    def build(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.T_max, self.eta_min)
+        return {"scheduler": schedule, "interval": self.interval}
+
+
+@dataclass
+class StepLR:
+    """Multiply the lr by ``gamma`` every ``step_size`` intervals."""
+
+    step_size: PositiveInt
+    gamma: PositiveFloat = 0.1
+    interval: Interval = "epoch"
+
+    def build(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        schedule = torch.optim.lr_scheduler.StepLR(optimizer, self.step_size, self.gamma)
+        return {"scheduler": schedule, "interval": self.interval}
+
+
+OPTIMIZERS: dict[str, type] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+SCHEDULERS: dict[str, type] = {"cosine": CosineAnnealingLR, "step": StepLR}
+
+
+def lookup(table: dict[str, type], group: str, name: Any) -> type:
+    """``table[name]``, or a config error listing the choices."""
+    if name not in table:
+        raise ConfigError(
+            f"{group}.name={name!r} must be one of {', '.join(table)} (or pick {group}=<name>)."
+        )
+    return table[name]
+
+
+def build_optimizer(args: dict[str, Any], params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+    """The optimizer ``{"name": ..., **arguments}`` of ``params``."""
+    args = dict(args)
+    return lookup(OPTIMIZERS, "optim", args.pop("name", None))(**args).build(params)
+
+
+def build_scheduler(args: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Lightning's lr-scheduler config for ``{"name": ..., **arguments}``."""
+    args = dict(args)
+    return lookup(SCHEDULERS, "scheduler", args.pop("name", None))(**args).build(optimizer)

@@ -1,0 +1,137 @@
+"""The Lightning ``Trainer`` of a run: its config checked first, its processes kept in bounds."""
+
+import ctypes
+import os
+import signal
+import sys
+from typing import Annotated, Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from omegaconf import DictConfig
+
+from tudui.checkpoint_io import AtomicCheckpointIO
+from tudui.config.arguments import argument_problems
+from tudui.config.types import Check, PositiveInt
+from tudui.errors import ConfigError
+
+
+def _batch_limit(allow_zero: bool) -> Any:
+    """A number of batches (an integer) or a share of them (a float in (0, 1])."""
+    low = 0 if allow_zero else 1
+
+    def ok(value: int | float) -> bool:
+        if isinstance(value, int):
+            return value >= low
+        return 0 <= value <= 1 and (allow_zero or value > 0)
+
+    share = "[0, 1]" if allow_zero else "(0, 1]"
+    return Annotated[int | float, Check(ok, f"a number of batches >= {low}, or a share in {share}")]
+
+
+# Lightning checks these only when they fail mid-run, or not at all: tudui checks them first.
+STRICTER = {
+    "max_epochs": Annotated[
+        int, Check(lambda v: v == -1 or v >= 1, "an integer >= 1, or -1 for no limit")
+    ],
+    "log_every_n_steps": PositiveInt,
+    "num_nodes": PositiveInt,
+    "limit_train_batches": _batch_limit(allow_zero=False) | None,
+    "limit_val_batches": _batch_limit(allow_zero=True) | None,
+}
+BUILT_IN_CODE = {"callbacks", "logger", "plugins"}
+
+
+def _requested_devices(devices: Any) -> int | None:
+    """How many processes ``trainer.devices`` asks for; ``None``: all there are (auto, -1)."""
+    if isinstance(devices, list):
+        return len(devices)
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()])
+    try:
+        count = int(devices)
+    except (TypeError, ValueError):
+        return None
+    return count if count > 0 else None
+
+
+def device_problems(trainer: dict[str, Any]) -> list[str]:
+    """A device count this machine cannot give is refused before any process starts: Lightning
+    would start one process per device, and 99 of them fill the memory of a small machine."""
+    accelerator = trainer.get("accelerator", "auto")
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        return [
+            f"trainer.accelerator={accelerator} but PyTorch sees no CUDA GPU here: use "
+            "trainer=cpu, or trainer.accelerator=auto to use a GPU when there is one"
+        ]
+    if not gpu and accelerator not in ("cpu", "auto"):
+        return []  # mps, tpu, ...: Lightning knows its own devices
+    available, kind = (torch.cuda.device_count(), "GPUs") if gpu else (os.cpu_count(), "CPU cores")
+    requested = _requested_devices(trainer.get("devices", "auto"))
+    if requested is not None and available and requested > available:
+        return [
+            f"trainer.devices={trainer['devices']} asks for {requested} processes, but this "
+            f"machine has {available} {kind}: give trainer.devices={available} or fewer"
+        ]
+    return []
+
+
+def trainer_problems(values: dict[str, Any]) -> list[str]:
+    """Problems of the ``trainer`` group, checked against ``lightning.Trainer``'s signature."""
+    problems = argument_problems([L.Trainer], values, "trainer", BUILT_IN_CODE, STRICTER)
+    return problems or device_problems(values)
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config."""
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    # Checkpoints are written whole or not at all: a guarantee, so not a config option.
+    plugins = [AtomicCheckpointIO()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins)
+    _refuse_ddp_in_sweep(trainer)
+    return trainer
+
+
+def _refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
+    """Lightning's DDP re-runs this script once per extra device: inside a Hydra multirun
+    each of those processes would run the whole sweep again. (DDP whose processes SLURM
+    or torchrun start, as in a submitit_slurm job, is fine.)"""
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    strategy = trainer.strategy
+    relaunches = isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
+    external = getattr(strategy, "cluster_environment", None)
+    if in_sweep and relaunches and not (external and external.creates_processes_externally):
+        raise ConfigError(
+            f"DDP on {trainer.world_size} devices cannot run inside a sweep (-m): each DDP "
+            "process would run the whole sweep again. Use trainer.devices=1 and a launcher "
+            "to spread the jobs: hydra/launcher=joblib on one machine, "
+            "hydra/launcher=submitit_slurm on a cluster."
+        )
+
+
+# Set by Lightning's DDP launcher, torchrun and SLURM for every process but the first.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+def helper_process() -> bool:
+    """DDP's other processes run in rank 0's folder and write nothing of their own."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in RANK_VARIABLES)
+
+
+def exit_with_parent() -> None:
+    """Make a DDP helper process die with the process that started it.
+
+    Lightning starts the other DDP processes as children of the first; if that one is
+    killed (kill -9, OOM), they would wait for it for up to half an hour, holding memory."""
+    if not helper_process() or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(1)
