@@ -9,8 +9,8 @@ python train.py --help                                # config groups and option
 tensorboard --logdir outputs
 """
 
-import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,29 +18,28 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from tudui.config.hydra import run_hydra_main
-from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
+from tudui.errors import exit_on_user_error
 from tudui.resume import resume_overrides
-from tudui.train import evaluate, train
+from tudui.runs.folder import discarded_if_empty_on_failure
+from tudui.runs.processes import exit_with_parent
+from tudui.runs.sweep import run_sweep_job
 
-log = logging.getLogger("tudui")
+CONFIG_DIR = Path(__file__).parent / "conf"
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    run = train if cfg.train else evaluate
-    with exit_on_user_error():  # Ctrl-C or SIGTERM stops a sweep too
-        try:
-            return run(cfg)
-        except TuduiError as err:
-            if HydraConfig.get().mode != RunMode.MULTIRUN or isinstance(err, TrainingInterrupted):
-                raise
-            # One failed job does not end a sweep: it is logged, marked failed in the
-            # sweep's summary, and the other jobs run.
-            log.error("this job failed: %s", err)
-            return None
+    from tudui.train import evaluate, train  # torch and Lightning: only once a run starts
+
+    task = train if cfg.train else evaluate
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return run_sweep_job(task, cfg)
+    with discarded_if_empty_on_failure(cfg.paths.output_dir):
+        return task(cfg)
 
 
 if __name__ == "__main__":
+    exit_with_parent()  # a DDP helper process ends with the run that started it
     with exit_on_user_error():
-        sys.argv[1:] = resume_overrides(sys.argv[1:])
+        sys.argv[1:] = resume_overrides(sys.argv[1:], CONFIG_DIR)
         run_hydra_main(main)

@@ -6,6 +6,10 @@ import yaml
 from tudui.errors import ConfigError
 from tudui.resume import resume_overrides
 
+from .helpers import REPO, run_script
+
+CONF = REPO / "conf"
+
 
 def make_run(root, overrides, mtime=None):
     (root / ".hydra").mkdir(parents=True)
@@ -20,18 +24,18 @@ def make_run(root, overrides, mtime=None):
 
 def test_plain_runs_are_left_alone():
     args = ["optim.lr=0.1", "data=digits"]
-    assert resume_overrides(args) == args
-    assert resume_overrides(["train=false", "ckpt_path=x.ckpt"]) == [
+    assert resume_overrides(args, CONF) == args
+    assert resume_overrides(["train=false", "ckpt_path=x.ckpt"], CONF) == [
         "train=false",
         "ckpt_path=x.ckpt",
     ]
-    assert resume_overrides(["-m", "ckpt_path=x.ckpt"]) == ["-m", "ckpt_path=x.ckpt"]
+    assert resume_overrides(["-m", "ckpt_path=x.ckpt"], CONF) == ["-m", "ckpt_path=x.ckpt"]
 
 
 def test_resume_keeps_the_runs_config_and_folder(tmp_path):
     run = tmp_path / "run"
     last = make_run(run, ["data=digits", "optim=adam", "trainer.max_epochs=1", "ckpt_path=old"])
-    args = resume_overrides([f"ckpt_path={last}", "trainer.max_epochs=5"])
+    args = resume_overrides([f"ckpt_path={last}", "trainer.max_epochs=5"], CONF)
     assert args == [
         "data=digits",
         "optim=adam",
@@ -43,7 +47,7 @@ def test_resume_keeps_the_runs_config_and_folder(tmp_path):
 
 def test_a_run_folder_means_its_last_checkpoint(tmp_path):
     last = make_run(tmp_path / "run", ["seed=3"])
-    assert resume_overrides([f"ckpt_path={tmp_path / 'run'}"])[:2] == [
+    assert resume_overrides([f"ckpt_path={tmp_path / 'run'}"], CONF)[:2] == [
         "seed=3",
         f"ckpt_path={last}",
     ]
@@ -53,17 +57,78 @@ def test_latest_is_the_newest_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_run(tmp_path / "outputs" / "runs" / "a", ["seed=1"], mtime=1_000)
     newest = make_run(tmp_path / "outputs" / "multirun" / "s" / "0", ["seed=2"], mtime=2_000)
-    args = resume_overrides(["ckpt_path=latest"])
+    args = resume_overrides(["ckpt_path=latest"], CONF)
     assert args[0] == "seed=2" and f"ckpt_path={newest.resolve()}" in args
 
 
 def test_latest_without_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="no run with a last.ckpt"):
-        resume_overrides(["ckpt_path=latest"])
+        resume_overrides(["ckpt_path=latest"], CONF)
 
 
 def test_a_checkpoint_from_elsewhere_starts_a_new_folder(tmp_path):
     loose = tmp_path / "model.ckpt"
     loose.write_bytes(b"")
-    assert resume_overrides([f"ckpt_path={loose}", "seed=1"]) == ["seed=1", f"ckpt_path={loose}"]
+    assert resume_overrides([f"ckpt_path={loose}", "seed=1"], CONF) == [
+        "seed=1",
+        f"ckpt_path={loose}",
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "+callbacks.x._target_=os.makedirs",  # the attack: a callable of the file's choosing
+        "callbacks.batch_images._target_=os.makedirs",
+        "data._target_=os.system",
+        "data._args_=[rm]",
+        "hydra.run.dir=/tmp/elsewhere",
+        "hydra/launcher=joblib",
+        "~seed",
+        "++seed=1",
+        "seed=${oc.env:HOME}",
+        "data.root={_target_:os.makedirs,name:/tmp/x}",
+        "optim.lr=1e-2,1e-3",
+        "optim.lr=choice(1,2)",
+        "evil.key=1",
+        "data@model=digits",
+        "not an override",
+        "[1, 2]",
+    ],
+)
+def test_saved_overrides_that_could_run_code_are_refused(tmp_path, line):
+    last = make_run(tmp_path / "run", ["seed=3", line])
+    saved = tmp_path / "run" / ".hydra" / "overrides.yaml"
+    if line == "[1, 2]":  # not even a string
+        saved.write_text("- seed=3\n- [1, 2]\n")
+    with pytest.raises(ConfigError, match=rf"Refused to resume: {saved}, line 2 "):
+        resume_overrides([f"ckpt_path={last}"], CONF)
+
+
+def test_a_refused_line_given_again_now_is_not_replayed(tmp_path):
+    last = make_run(tmp_path / "run", ["+trainer.benchmark=true", "optim=adam"])
+    args = resume_overrides([f"ckpt_path={last}", "+trainer.benchmark=true"], CONF)
+    assert args[0] == "optim=adam" and args[1] == "+trainer.benchmark=true"
+
+
+def test_plain_overrides_of_tudui_keys_are_replayed(tmp_path):
+    saved = ["data=image_folder", "data.root=/photos", "data.mean=[0.5,0.5,0.5]", "seed=null"]
+    last = make_run(tmp_path / "run", [*saved, "model.head='replace'"])
+    assert resume_overrides([f"ckpt_path={last}"], CONF)[:5] == [*saved, "model.head='replace'"]
+
+
+def test_poisoned_run_folder_leaves_nothing_behind(tmp_path):
+    """The attack end to end: resuming a run whose overrides.yaml asks Hydra to call
+    os.makedirs is refused, and nothing is created."""
+    pwned = tmp_path / "pwned"
+    last = make_run(
+        tmp_path / "run",
+        ["seed=1", "+callbacks.x._target_=os.makedirs", f"+callbacks.x.name={pwned}"],
+    )
+    result = run_script("train.py", f"ckpt_path={last}")
+    assert result.returncode == 1
+    assert "Refused to resume" in result.stderr and "line 2" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not pwned.exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".hydra", "checkpoints"]

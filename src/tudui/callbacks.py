@@ -4,6 +4,8 @@ import logging
 import random
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,43 +88,68 @@ class TestReport(L.Callback):
 
 
 class SaveOnInterrupt(L.Callback):
-    """Ctrl-C (SIGINT) or SIGTERM stop training at the end of the current batch, save
-    ``last.ckpt`` there, and exit with a message and status 128 + signal number.
+    """Ctrl-C (SIGINT) or SIGTERM stop a run with a message and exit status 128 + signal.
 
-    Lightning alone exits 0 after SIGTERM and may stop mid-step on Ctrl-C; here a signal
-    only sets a flag, and the batch in flight finishes first. A second Ctrl-C stops at once.
+    During training a signal only sets a flag: the batch in flight finishes and is logged,
+    ``last.ckpt`` is saved, and the run stops before the next batch. A second Ctrl-C stops
+    at once. Outside training (data loading, the final test) there is nothing to finish and
+    the run stops at once; :meth:`handling_signals` covers the whole run so that no signal
+    is lost between phases (Lightning alone exits 0 after SIGTERM during a test).
     """
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
         self.received: int | None = None
-        self._previous: dict[int, Any] = {}
+        self.phase = "before training"
+        self._training = False
+
+    @contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        """Install the handlers for the ``with`` block (the main thread only can)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.received == signal.SIGINT and signum == signal.SIGINT:
+        name = signal.Signals(signum).name
+        if self._training and not (self.received == signal.SIGINT == signum):
+            self.received = signum
+            log.warning("received %s: stopping after this batch", name)
+            return
+        if self._training:
             raise KeyboardInterrupt  # pressed twice: the user does not want to wait
         self.received = signum
-        log.warning("received %s: stopping after this batch", signal.Signals(signum).name)
+        raise TrainingInterrupted(f"{name}: stopped {self.phase}.", signum)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Here, not in on_fit_start: Lightning installs its own SIGTERM handler in between,
-        # and it would raise at the next batch's start instead of letting this one save.
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._on_signal)
+        # Lightning installed its own SIGTERM handler when fit began; it would raise at the
+        # next batch's start instead of letting this one save.
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, self._on_signal)
+        self._training = True
+        self.phase = "during training"
 
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._signalled(trainer):  # arrived after the last batch: the epoch is saved
+            self._stop(trainer)
+        self._training = False
+        self.phase = "after training, during the final test (its checkpoints are complete)"
 
     def _signalled(self, trainer: L.Trainer) -> bool:
         # With DDP every process must stop at the same batch (saving is collective): stop
         # when any of them got the signal.
         return trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        # Here rather than at the previous batch's end, after which Lightning logs that
+        # batch's loss: a resumed run's curves then have no hole.
         if self._signalled(trainer):
             self._stop(trainer)
 
@@ -133,7 +160,7 @@ class SaveOnInterrupt(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        self.on_fit_end(trainer, pl_module)
+        self._training = False
         # Lightning's own SIGTERM stop (a signal before on_train_start, in the sanity
         # check): save only; train() turns the exception into a non-zero exit. Raising
         # here would skip the loggers' final flush.
@@ -141,6 +168,7 @@ class SaveOnInterrupt(L.Callback):
             trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
 
     def _stop(self, trainer: L.Trainer) -> None:
+        self._training = False
         path = self.dirpath / "last.ckpt"
         trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint
         name = signal.Signals(self.received or signal.SIGTERM).name

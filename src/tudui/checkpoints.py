@@ -3,8 +3,11 @@
 Files load with ``torch.load(..., weights_only=True)`` only, so a checkpoint can hold
 tensors and plain containers but no code. The architecture is rebuilt from the
 project's model registry by the name stored in the file, never from an import path.
+Everything else in the file is checked before it is used: a malformed or damaged
+checkpoint is one clear error, never a traceback or a NaN prediction.
 """
 
+import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from tudui.config.arguments import argument_problems
 from tudui.errors import TuduiError
 from tudui.input_spec import InputSpec
-from tudui.models import create_model, input_spec
+from tudui.models import create_model, input_spec, list_models, model_builder
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
+CHECKSUM_KEY = "weights_sha256"  # written by ImageClassifier.on_save_checkpoint
+MAX_CLASSES = 100_000
 
 
 @dataclass
@@ -34,16 +40,20 @@ def find_checkpoint(path: Path) -> Path:
     """``path`` itself, or for a run folder (or its ``checkpoints/``) that run's best checkpoint."""
     if path.is_file():
         return path
+    if path.exists() and not path.is_dir():
+        raise TuduiError(f"Checkpoint {path} is not a regular file (a FIFO or a device?).")
     if not path.is_dir():
         raise TuduiError(f"Checkpoint {path} does not exist.")
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     last = folder / "last.ckpt"
-    best = sorted(p for p in folder.glob("*.ckpt") if p != last)
+    best = sorted(p for p in folder.glob("*.ckpt") if p != last and p.is_file())
     if len(best) > 1 and last.is_file():
         # Several kept (save_top_k > 1): the run's own record says which one is best.
         state = load_file(last).get("callbacks", {})
         recorded = [
-            Path(s["best_model_path"]).name for s in state.values() if "best_model_path" in s
+            Path(s["best_model_path"]).name
+            for s in (state.values() if isinstance(state, dict) else [])
+            if isinstance(s, dict) and isinstance(s.get("best_model_path"), str)
         ]
         best = [p for p in best if p.name in recorded] or best
     if best:
@@ -55,37 +65,110 @@ def find_checkpoint(path: Path) -> Path:
 
 def load_file(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``; a clear error for anything it refuses."""
+    if not path.is_file():
+        return find_checkpoint(path)  # raises the error that says what the path is
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[0]
+        if "global" not in str(err).lower():  # random bytes, not a pickle of objects
+            raise TuduiError(f"Cannot read {path}: it is not a PyTorch checkpoint.") from None
         raise TuduiError(
             f"Refused to load {path}: it holds Python objects, not just tensors and plain "
             "values, and unpickling them could run code. Only load files you trust; a "
             "model saved whole with torch.save(model) must be saved as "
-            f"torch.save(model.state_dict(), path) instead. ({reason})"
+            f"torch.save(model.state_dict(), path) instead. ({_refused_global(err)})"
         ) from None
     except Exception as err:  # a damaged file fails in torch.load's many layers, each its own way
-        raise TuduiError(f"Cannot read {path} as a PyTorch file ({err!r}).") from None
+        summary = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TuduiError(
+            f"{path} is not a readable PyTorch checkpoint ({summary[:200]})."
+        ) from None
 
 
-def _tudui_parts(content: dict, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    hparams = content.get("hyper_parameters", {})
+def _refused_global(err: Exception) -> str:
+    lines = [line for line in str(err).splitlines() if "global" in line.lower()]
+    return (lines[0] if lines else str(err).splitlines()[0]).strip()[:200]
+
+
+def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the weights' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def check_weights(state_dict: Any, path: Path, checksum: Any = None) -> dict[str, torch.Tensor]:
+    """``state_dict`` if it is a mapping of names to finite tensors matching ``checksum``."""
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+    ):
+        raise TuduiError(f"{path}: its state_dict is not a mapping of names to tensors.")
+    if checksum is not None and checksum != weights_checksum(state_dict):
+        raise TuduiError(
+            f"{path} is damaged: its weights do not match the checksum written with them. "
+            "Use another copy, or an earlier checkpoint of the run."
+        )
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise TuduiError(
+            f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}): the run that wrote "
+            "it had diverged. Use an earlier checkpoint."
+        )
+    return state_dict
+
+
+def check_hparams(hparams: Any, path: Path) -> dict[str, Any]:
+    """A tudui checkpoint's hyperparameters, checked; else one error saying what is wrong."""
+    if not isinstance(hparams, dict):
+        raise TuduiError(f"{path} is not a tudui checkpoint: it has no hyper_parameters.")
     missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
     if missing:
         raise TuduiError(
             f"{path} is a Lightning checkpoint but not one of tudui's: its hyper_parameters "
             f"lack {', '.join(missing)}. Use a checkpoint written by train.py."
         )
-    return hparams, content["state_dict"]
+    classes = hparams["classes"]
+    if (
+        not isinstance(classes, (list, tuple))
+        or not 2 <= len(classes) <= MAX_CLASSES
+        or not all(isinstance(c, str) and c for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
+        raise TuduiError(f"{path}: its classes are not a list of 2 or more distinct names.")
+    _check_model_args(hparams["model"], path)
+    try:
+        InputSpec.from_dict(hparams["input_spec"])
+    except ValueError as err:
+        raise TuduiError(f"{path}: its input spec cannot be used ({err}).") from None
+    return hparams
+
+
+def _check_model_args(model: Any, path: Path) -> None:
+    if not isinstance(model, dict) or model.get("name") not in list_models():
+        name = model.get("name") if isinstance(model, dict) else model
+        raise TuduiError(
+            f"{path} describes a model {name!r:.80} that tudui does not have (it has "
+            f"{', '.join(list_models())})."
+        )
+    args = {k: v for k, v in model.items() if k != "name"}
+    problems = argument_problems([model_builder(model["name"])], args, "model", {"num_classes"})
+    if problems:
+        raise TuduiError(f"{path} describes a model tudui cannot build: {'; '.join(problems)}.")
 
 
 def read_tudui_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The hyperparameters and state_dict of a checkpoint written by ``train.py``."""
-    content = load_file(path)
+    """The checked hyperparameters and weights of a checkpoint written by ``train.py``."""
+    return read_tudui_parts(load_file(path), path)
+
+
+def read_tudui_parts(content: Any, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     if not isinstance(content, dict) or "state_dict" not in content:
         raise TuduiError(f"{path} is not a checkpoint written by train.py.")
-    return _tudui_parts(content, path)
+    hparams = check_hparams(content.get("hyper_parameters"), path)
+    return hparams, check_weights(content["state_dict"], path, content.get(CHECKSUM_KEY))
 
 
 def without_pretrained_download(model_args: dict[str, Any]) -> dict[str, Any]:
@@ -99,15 +182,20 @@ def build(
     """The registered model ``model["name"]`` holding ``state_dict``, in eval mode."""
     name, args = model["name"], {k: v for k, v in model.items() if k != "name"}
     network = create_model(name, num_classes=len(classes), **without_pretrained_download(args))
+    return build_into(network, state_dict, path).eval()
+
+
+def build_into(network: nn.Module, state_dict: dict[str, torch.Tensor], path: Path) -> nn.Module:
+    """``network`` holding ``state_dict``, or an error saying they do not fit."""
     try:
         network.load_state_dict(state_dict)
     except RuntimeError as err:
         summary = str(err).splitlines()[0]
         raise TuduiError(
-            f"The weights in {path} do not fit model {name!r} with {len(classes)} classes "
-            f"({summary}). Check model= and classes=."
+            f"The weights in {path} do not fit model {type(network).__name__} ({summary}). "
+            "Check model= and classes=."
         ) from None
-    return network.eval()
+    return network
 
 
 def load_trained_model(
@@ -122,7 +210,7 @@ def load_trained_model(
     path = find_checkpoint(path)
     content = load_file(path)
     if isinstance(content, dict) and "state_dict" in content:
-        hparams, state_dict = _tudui_parts(content, path)
+        hparams, state_dict = read_tudui_parts(content, path)
         weights = {
             key.removeprefix("model."): value
             for key, value in state_dict.items()
@@ -138,7 +226,7 @@ def load_trained_model(
                 "and the class names in label order, e.g. model=tudui_cnn "
                 "classes=[airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck]."
             )
-        network = build({"name": model}, list(classes), content, path)
+        network = build({"name": model}, list(classes), check_weights(content, path), path)
         return TrainedModel(network, list(classes), input_spec(model), path)
     raise TuduiError(
         f"{path} is not a tudui checkpoint or a state_dict: it holds a {type(content).__name__}."

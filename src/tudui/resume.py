@@ -3,11 +3,20 @@
 ``python train.py ckpt_path=<checkpoint | run folder | latest>`` is completed, before
 Hydra sees it, with the run's own overrides (from its ``.hydra/overrides.yaml``) and
 ``hydra.run.dir=<that run>``; overrides given now win over the saved ones.
+
+A run folder is data, not code: its saved overrides are replayed only when each is a
+plain ``key=value`` of tudui's config with a plain value. Anything that could make Hydra
+build an object of the file's choosing (``_target_``), change Hydra itself (``hydra.``),
+add or remove keys (``+``/``~``) or resolve an interpolation is refused, naming the line.
 """
 
 from pathlib import Path
+from typing import Any
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
+from hydra.errors import HydraException
 
 from tudui.errors import ConfigError
 
@@ -15,6 +24,7 @@ LAST_CHECKPOINT_GLOBS = (
     "outputs/runs/*/checkpoints/last.ckpt",
     "outputs/multirun/*/*/checkpoints/last.ckpt",
 )
+MAX_OVERRIDES_BYTES = 64 * 1024  # a run's overrides are a few lines; anything larger is not one
 
 
 def _key(override: str) -> str:
@@ -34,7 +44,70 @@ def find_resume_checkpoint(value: str) -> Path:
     return path
 
 
-def resume_overrides(args: list[str]) -> list[str]:
+def _plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    if isinstance(value, str):
+        return "${" not in value
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def _refusal(line: Any, known: set[str]) -> str | None:
+    """Why a saved override may not be replayed, or ``None``."""
+    if not isinstance(line, str):
+        return "it is not an override"
+    try:
+        override = OverridesParser.create().parse_override(line)
+    except HydraException:
+        return "it is not a key=value override"
+    parts = override.key_or_group.split(".")
+    if any(part.startswith("_") for part in parts):
+        return f"it sets {override.key_or_group}, a key that makes Hydra build objects"
+    if override.type is not OverrideType.CHANGE:
+        return "it adds or deletes a key (+ or ~)"
+    if parts[0] == "hydra" or "/" in override.key_or_group or override.package is not None:
+        return "it changes Hydra's own configuration"
+    if override.is_sweep_override() or not _plain(override.value()):
+        return "its value is not a plain value (a string, number, boolean or a list of them)"
+    if parts[0] not in known:
+        return f"{parts[0]} is not a key of tudui's config"
+    return None
+
+
+def replayable_overrides(saved: Path, known: set[str], given: set[str]) -> list[str]:
+    """The overrides saved in a run's ``overrides.yaml`` but for the keys ``given`` now,
+    each checked by :func:`_refusal`."""
+    if saved.stat().st_size > MAX_OVERRIDES_BYTES:
+        raise ConfigError(f"{saved} is larger than a run's saved overrides can be: not replayed.")
+    try:
+        lines = yaml.safe_load(saved.read_text(encoding="utf-8")) or []
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+        raise ConfigError(f"Cannot read the saved overrides {saved} ({err}).") from None
+    if not isinstance(lines, list):
+        raise ConfigError(f"{saved} does not hold a list of overrides: not replayed.")
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, str) and _key(line) in given:
+            continue  # replaced by what is given now, whatever the saved line says
+        why = _refusal(line, known)
+        if why:
+            raise ConfigError(
+                f"Refused to resume: {saved}, line {number} ({str(line)[:80]!r}): {why}. A run "
+                "folder may only hold plain key=value overrides; remove that line, or give "
+                "what you meant on the command line."
+            )
+        kept.append(line)
+    return kept
+
+
+def config_keys(config_dir: Path) -> set[str]:
+    """The top-level keys and config groups of tudui's config in ``config_dir``."""
+    primary = yaml.safe_load((config_dir / "config.yaml").read_text()) or {}
+    groups = {p.name for p in config_dir.iterdir() if p.is_dir()}
+    return (set(primary) | groups) - {"defaults", "hydra"}
+
+
+def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
     """``train.py``'s command-line arguments, completed for a resume (else unchanged)."""
     given = {_key(a): a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
     multirun = "-m" in args or "--multirun" in args
@@ -46,10 +119,6 @@ def resume_overrides(args: list[str]) -> list[str]:
     saved = run / ".hydra" / "overrides.yaml"
     if checkpoint.parent.name != "checkpoints" or not saved.is_file():
         return now  # a checkpoint from elsewhere: a new run folder, the config given now
-    kept = [
-        o
-        for o in yaml.safe_load(saved.read_text()) or []
-        if _key(o) not in given and _key(o) not in ("ckpt_path", "hydra.run.dir")
-    ]
+    kept = replayable_overrides(saved, config_keys(config_dir), set(given) | {"ckpt_path"})
     folder = [] if "hydra.run.dir" in given else [f"hydra.run.dir={run}"]
     return [*kept, *now, *folder]

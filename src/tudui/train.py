@@ -3,32 +3,31 @@
 
 import json
 import logging
-import signal
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from tudui.callbacks import SaveOnInterrupt
 from tudui.checkpoints import (
+    build_into,
     find_checkpoint,
     load_file,
     read_tudui_checkpoint,
+    read_tudui_parts,
     without_pretrained_download,
 )
 from tudui.classifier import ImageClassifier
 from tudui.config.check import validate
-from tudui.errors import ConfigError, TrainingInterrupted
+from tudui.errors import ConfigError
 from tudui.input_spec import InputSpec
 from tudui.models import input_spec
-from tudui.sweep import RESULTS_FILE
+from tudui.runs.folder import RunFolder
 from tudui.trainer import build_trainer
 
 log = logging.getLogger(__name__)
@@ -45,17 +44,42 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if node is not None else None
 
 
-def _check_resumable(path: Path, max_epochs: int) -> None:
+def _check_resumable(path: Path, cfg: DictConfig) -> dict[str, Any]:
+    """The checkpoint to resume from, refused with a reason unless it can continue this run."""
     if not path.is_file():
         raise ConfigError(f"ckpt_path={path}: no checkpoint there to resume from.")
-    loops = load_file(path).get("loops", {})
-    progress = loops.get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    epochs_done = progress.get("completed", 0)
+    content = load_file(path)
+    hparams, _ = read_tudui_parts(content, path)
+    for key, kind in (("optimizer_states", list), ("lr_schedulers", list), ("loops", dict)):
+        if not isinstance(content.get(key), kind):
+            raise ConfigError(
+                f"{path} cannot be resumed: it has no {key} (a weights-only checkpoint?). "
+                "Predict or evaluate with it, or start a new run."
+            )
+    epochs_done = _completed_epochs(content["loops"])
+    max_epochs = cfg.trainer.max_epochs
     if max_epochs != -1 and epochs_done > max_epochs:  # what Lightning would refuse
         raise ConfigError(
             f"{path} has completed {epochs_done} epochs already: to continue, give "
             f"trainer.max_epochs above {epochs_done}."
         )
+    for group in ("optim", "scheduler"):
+        saved, now = hparams.get(group) or None, _plain(cfg.get(group)) or None
+        if saved != now:
+            raise ConfigError(
+                f"{path} was trained with {group} {saved}, and this resume asks for {now}. "
+                "A resumed run continues the optimizer and schedule saved in the checkpoint, "
+                f"so {group}.* cannot change (a cosine schedule's T_max follows "
+                "trainer.max_epochs: give scheduler.T_max the saved value to run longer)."
+            )
+    return content
+
+
+def _completed_epochs(loops: dict[str, Any]) -> int:
+    progress = loops.get("fit_loop", {})
+    for key in ("epoch_progress", "current", "completed"):
+        progress = progress.get(key, {}) if isinstance(progress, dict) else {}
+    return progress if isinstance(progress, int) else 0
 
 
 def _datamodule(cfg: DictConfig, spec: InputSpec, stage: str) -> L.LightningDataModule:
@@ -64,18 +88,6 @@ def _datamodule(cfg: DictConfig, spec: InputSpec, stage: str) -> L.LightningData
     datamodule.prepare_data()
     datamodule.setup(stage)
     return datamodule
-
-
-@contextmanager
-def _sigterm_is_an_interrupt() -> Iterator[None]:
-    """Lightning ends a run on SIGTERM with exit status 0; make it a non-zero interrupt.
-
-    During fitting, SaveOnInterrupt handles the signal itself; this covers testing."""
-    try:
-        yield
-    except SIGTERMException:
-        message = "SIGTERM: stopped before the end; resume from the run's last.ckpt if it has one."
-        raise TrainingInterrupted(message, signal.SIGTERM) from None
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -87,30 +99,33 @@ def train(cfg: DictConfig) -> float | None:
     """
     validate(cfg)
     started = time.monotonic()
-    log.info("run folder: %s", cfg.paths.output_dir)
-    if cfg.ckpt_path:
-        _check_resumable(Path(cfg.ckpt_path), cfg.trainer.max_epochs)
-        log.info("resuming from %s", cfg.ckpt_path)
-    L.seed_everything(cfg.seed, workers=True)
-    model_cfg = _plain(cfg.model)
-    # How the model runs, not what it is: kept out of the architecture's arguments.
-    speed = {key: model_cfg.pop(key) for key in SPEED_OPTIONS if key in model_cfg}
-    datamodule = _datamodule(cfg, input_spec(**model_cfg), "fit")
-    classifier = ImageClassifier(
-        # Resuming: the weights come from the checkpoint, so no pretrained download.
-        model=without_pretrained_download(model_cfg) if cfg.ckpt_path else model_cfg,
-        classes=datamodule.classes,
-        input_spec=datamodule.input_spec.to_dict(),
-        optim=_plain(cfg.optim),
-        scheduler=_plain(cfg.scheduler) or None,  # scheduler=none composes to {}
-        **speed,
-    )
-    trainer = build_trainer(cfg)
-    with _sigterm_is_an_interrupt():
+    run = RunFolder(Path(cfg.paths.output_dir))
+    log.info("run folder: %s", run.root)
+    interrupts = SaveOnInterrupt(str(run.checkpoints))
+    with interrupts.handling_signals():
+        resumed = _check_resumable(Path(cfg.ckpt_path), cfg) if cfg.ckpt_path else None
+        if resumed:
+            log.info("resuming from %s", cfg.ckpt_path)
+        L.seed_everything(cfg.seed, workers=True)
+        model_cfg = _plain(cfg.model)
+        # How the model runs, not what it is: kept out of the architecture's arguments.
+        speed = {key: model_cfg.pop(key) for key in SPEED_OPTIONS if key in model_cfg}
+        datamodule = _datamodule(cfg, input_spec(**model_cfg), "fit")
+        classifier = ImageClassifier(
+            # Resuming: the weights come from the checkpoint, so no pretrained download.
+            model=without_pretrained_download(model_cfg) if resumed else model_cfg,
+            classes=datamodule.classes,
+            input_spec=datamodule.input_spec.to_dict(),
+            optim=_plain(cfg.optim),
+            scheduler=_plain(cfg.scheduler) or None,  # scheduler=none composes to {}
+            **speed,
+        )
+        if resumed:
+            _check_fits(classifier, resumed, Path(cfg.ckpt_path))
+        trainer = build_trainer(cfg, interrupts)
         trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None else ""
-    with _sigterm_is_an_interrupt():
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
         trainer.test(classifier, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     test_acc = trainer.callback_metrics.get("test/acc")
     if test_acc is not None:
@@ -127,12 +142,32 @@ def train(cfg: DictConfig) -> float | None:
     return results["best_val_acc"]
 
 
+def _check_fits(classifier: ImageClassifier, checkpoint: dict[str, Any], path: Path) -> None:
+    """The checkpoint's weights must be this model's, class for class."""
+    saved = checkpoint["hyper_parameters"]["classes"]
+    if list(saved) != list(classifier.hparams.classes):
+        raise ConfigError(
+            f"{path} was trained on classes {saved}, but the data has "
+            f"{classifier.hparams.classes}: resume it on the data it was trained on."
+        )
+    expected = {k: tuple(v.shape) for k, v in classifier.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    if expected != found:
+        differ = sorted(set(expected) ^ set(found)) or [
+            k for k in expected if expected[k] != found[k]
+        ]
+        raise ConfigError(
+            f"The weights in {path} do not fit model {classifier.hparams.model} "
+            f"({', '.join(differ[:3])} differ): resume with the model it was trained with."
+        )
+
+
 def _record_results(
     cfg: DictConfig, classifier: ImageClassifier, trainer: L.Trainer, results: dict[str, Any]
 ) -> None:
     """``metrics.json`` in the run folder (read by the sweep summary), and the run's
     hyperparameters with its results in TensorBoard's HPARAMS tab."""
-    Path(cfg.paths.output_dir, RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    RunFolder(Path(cfg.paths.output_dir)).metrics.write_text(json.dumps(results, indent=2) + "\n")
     hparams = {
         "model": classifier.hparams.model,
         "optim": classifier.hparams.optim,
@@ -170,10 +205,16 @@ def evaluate(cfg: DictConfig) -> float:
             f"{datamodule.classes}. Evaluate it on data with the same classes."
         )
     classifier = ImageClassifier(
-        **{**hparams, "model": without_pretrained_download(hparams["model"])}
+        model=without_pretrained_download(hparams["model"]),
+        classes=hparams["classes"],
+        input_spec=hparams["input_spec"],
+        optim=hparams.get("optim") or {},  # not used to test
     )
-    classifier.load_state_dict(state_dict)
-    trainer = build_trainer(cfg)
-    with _sigterm_is_an_interrupt():
+    model_weights = {k.removeprefix("model."): v for k, v in state_dict.items()}
+    build_into(classifier.model, model_weights, path)
+    interrupts = SaveOnInterrupt(str(RunFolder(Path(cfg.paths.output_dir)).checkpoints))
+    interrupts.phase = "during the evaluation"
+    with interrupts.handling_signals():
+        trainer = build_trainer(cfg, interrupts)
         trainer.test(classifier, datamodule=datamodule)
     return float(trainer.callback_metrics["test/acc"])

@@ -1,9 +1,7 @@
 """The Lightning ``Trainer`` of a run: its config checked first, its processes kept in bounds."""
 
-import ctypes
 import os
-import signal
-import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import lightning as L
@@ -11,13 +9,16 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig
 
+from tudui.callbacks import RestoreRNG, SaveOnInterrupt
 from tudui.checkpoint_io import AtomicCheckpointIO
 from tudui.config.arguments import argument_problems
 from tudui.config.types import Check, PositiveInt
 from tudui.errors import ConfigError
+from tudui.runs.folder import RunFolder
 
 
 def _batch_limit(allow_zero: bool) -> Any:
@@ -87,11 +88,19 @@ def trainer_problems(values: dict[str, Any]) -> list[str]:
     return problems or device_problems(values)
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config."""
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config, and what
+    the README guarantees installed in code, not left to YAML: ``last.ckpt`` after every
+    epoch, checkpoints written whole, saving on an interrupt, RNG states for exact resume."""
+    run = RunFolder(Path(cfg.paths.output_dir))
+    chosen = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    # Not ModelCheckpoint(save_last=True): Lightning 2.6 refreshes that one only when a new
+    # best is saved, which would resume from a stale epoch.
+    last = ModelCheckpoint(
+        dirpath=run.checkpoints, filename=run.last_checkpoint.stem, enable_version_counter=False
+    )
+    callbacks = [*chosen, last, interrupts, RestoreRNG()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    # Checkpoints are written whole or not at all: a guarantee, so not a config option.
     plugins = [AtomicCheckpointIO()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins)
     _refuse_ddp_in_sweep(trainer)
@@ -113,25 +122,3 @@ def _refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
             "to spread the jobs: hydra/launcher=joblib on one machine, "
             "hydra/launcher=submitit_slurm on a cluster."
         )
-
-
-# Set by Lightning's DDP launcher, torchrun and SLURM for every process but the first.
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
-
-
-def helper_process() -> bool:
-    """DDP's other processes run in rank 0's folder and write nothing of their own."""
-    return any(int(os.environ.get(name, "0") or 0) > 0 for name in RANK_VARIABLES)
-
-
-def exit_with_parent() -> None:
-    """Make a DDP helper process die with the process that started it.
-
-    Lightning starts the other DDP processes as children of the first; if that one is
-    killed (kill -9, OOM), they would wait for it for up to half an hour, holding memory."""
-    if not helper_process() or not sys.platform.startswith("linux"):
-        return
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the line above
-        os._exit(1)

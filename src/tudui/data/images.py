@@ -23,6 +23,12 @@ IMAGE_EXTENSIONS = (
 )
 
 
+# Either side more than this many times the other is refused: resizing the shorter side to
+# a model's input (224 px) would make the longer one absurd (a 1x2,000,000 px PNG of 2 KB
+# would ask for 6 GB). Panoramas are rarely wider than 10:1.
+MAX_ASPECT_RATIO = 30
+
+
 class BadImage(Exception):
     """A file that cannot be decoded as an image; the message names it and says why."""
 
@@ -44,24 +50,38 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def check_size(path: Path, width: int, height: int) -> None:
+    """Refuse, before decoding, an image that would take unbounded memory to use."""
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise BadImage(
+            f"{path}: {width}x{height} pixels is above Pillow's decompression-bomb limit "
+            f"of {Image.MAX_IMAGE_PIXELS}"
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        raise BadImage(
+            f"{path}: {width}x{height} pixels, one side more than {MAX_ASPECT_RATIO} times "
+            "the other: not a photo a classifier can use"
+        )
+
+
 def read_image(path: Path) -> torch.Tensor:
     """Decode ``path`` to a (3, H, W) uint8 RGB tensor, its EXIF orientation applied.
 
     Raises:
-        BadImage: the file is corrupt, truncated, not an image, or has more pixels than
-            Pillow's decompression-bomb limit (checked before anything is decoded).
+        BadImage: the file is not a regular file, is corrupt, truncated or not an image,
+            has more pixels than Pillow's decompression-bomb limit, or one side more than
+            :data:`MAX_ASPECT_RATIO` times the other (both checked before decoding).
     """
+    if not path.is_file():  # a FIFO or device would block or stream forever
+        what = "does not exist" if not path.exists() else "is not a regular file"
+        raise BadImage(f"{path}: {what}")
     try:
         with warnings.catch_warnings():
             # Pillow only warns below twice its limit; such images are refused just below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
         with image:
-            if image.width * image.height > Image.MAX_IMAGE_PIXELS:
-                raise BadImage(
-                    f"{path}: {image.width}x{image.height} pixels is above Pillow's "
-                    f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}"
-                )
+            check_size(path, image.width, image.height)
             return pil_to_tensor(to_rgb(ImageOps.exif_transpose(image)))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         # OSError covers unidentified, truncated and unreadable files

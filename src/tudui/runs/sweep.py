@@ -1,0 +1,112 @@
+"""Sweeps (``-m``): one failed job does not end the others, and when the sweep ends, however
+it ends, one table of every job's overrides and results, ``summary.csv``."""
+
+import atexit
+import csv
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
+from tudui.runs.folder import RunFolder
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "summary.csv"
+COLUMNS = ["job", "overrides", "best_val_acc", "test_acc", "epochs", "wall_time_s", "status"]
+
+
+def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """A row per job folder of ``sweep_dir``, in job order."""
+    jobs = [RunFolder(p) for p in sweep_dir.iterdir() if RunFolder(p).saved_overrides.is_file()]
+    jobs.sort(key=lambda job: (len(job.root.name), job.root.name))  # job 2 before job 10
+    overrides = [yaml.safe_load(job.saved_overrides.read_text()) or [] for job in jobs]
+    # The overrides every job shares say nothing about which one won: show the rest.
+    shared = set.intersection(*map(set, overrides)) if len(jobs) > 1 else set()
+    rows = []
+    for job, job_overrides in zip(jobs, overrides, strict=True):
+        metrics = json.loads(job.metrics.read_text()) if job.metrics.is_file() else {}
+        rows.append(
+            {
+                "job": job.root.name,
+                "overrides": " ".join(o for o in job_overrides if o not in shared),
+                **metrics,
+                "status": "ok" if metrics else "failed",
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no jobs found)"
+    cells = [[_cell(row.get(column)) for column in COLUMNS] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_summary(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    """``summary.csv`` in ``sweep_dir``, and the same table in the log."""
+    path = sweep_dir / SUMMARY
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    log.info("sweep summary (%s):\n%s", path, format_table(rows))
+    return path
+
+
+class SweepSummary(Callback):
+    """Hydra callback: write the summary when a multirun ends, and also when it is
+    interrupted (Ctrl-C, SIGTERM: the process then exits without Hydra's end of sweep).
+    A sweep whose every job failed ends with a non-zero exit status."""
+
+    def __init__(self) -> None:
+        self.sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+        atexit.register(self._write_if_unfinished)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir, self.sweep_dir = self.sweep_dir, None
+        if sweep_dir is None or not sweep_dir.is_dir():
+            return
+        rows = job_rows(sweep_dir)
+        write_summary(sweep_dir, rows)
+        if rows and all(row["status"] == "failed" for row in rows):
+            with exit_on_user_error():
+                raise TuduiError(
+                    f"Every job of the sweep failed; see {sweep_dir / SUMMARY} and each "
+                    "job's train.log."
+                )
+
+    def _write_if_unfinished(self) -> None:
+        if self.sweep_dir is not None and self.sweep_dir.is_dir():
+            write_summary(self.sweep_dir, job_rows(self.sweep_dir))
+
+
+def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """``task(cfg)`` as one job of a sweep: a job that fails is logged and marked failed
+    in the summary while the others run; an interrupt stops the whole sweep."""
+    try:
+        return task(cfg)
+    except TrainingInterrupted:
+        raise
+    except TuduiError as err:
+        log.error("this job failed: %s", err)
+        return None
