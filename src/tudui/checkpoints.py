@@ -16,10 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from tudui.config.arguments import argument_problems
 from tudui.errors import TuduiError
 from tudui.input_spec import InputSpec
-from tudui.models import create_model, input_spec, list_models, model_builder
+from tudui.models import create_model, input_spec, list_models, model_problems
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
 CHECKSUM_KEY = "weights_sha256"  # written by ImageClassifier.on_save_checkpoint
@@ -79,9 +78,9 @@ def load_file(path: Path) -> Any:
             f"torch.save(model.state_dict(), path) instead. ({_refused_global(err)})"
         ) from None
     except Exception as err:  # a damaged file fails in torch.load's many layers, each its own way
-        summary = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        summary = (str(err).strip() or type(err).__name__).splitlines()[0][:200]
         raise TuduiError(
-            f"{path} is not a readable PyTorch checkpoint ({summary[:200]})."
+            f"Cannot read {path}: it is not a PyTorch checkpoint, or a damaged one ({summary})."
         ) from None
 
 
@@ -122,8 +121,7 @@ def check_weights(state_dict: Any, path: Path, checksum: Any = None) -> dict[str
 
 def check_hparams(hparams: Any, path: Path) -> dict[str, Any]:
     """A tudui checkpoint's hyperparameters, checked; else one error saying what is wrong."""
-    if not isinstance(hparams, dict):
-        raise TuduiError(f"{path} is not a tudui checkpoint: it has no hyper_parameters.")
+    hparams = hparams if isinstance(hparams, dict) else {}
     missing = [key for key in REQUIRED_HPARAMS if key not in hparams]
     if missing:
         raise TuduiError(
@@ -153,8 +151,7 @@ def _check_model_args(model: Any, path: Path) -> None:
             f"{path} describes a model {name!r:.80} that tudui does not have (it has "
             f"{', '.join(list_models())})."
         )
-    args = {k: v for k, v in model.items() if k != "name"}
-    problems = argument_problems([model_builder(model["name"])], args, "model", {"num_classes"})
+    problems = model_problems(model["name"], {k: v for k, v in model.items() if k != "name"})
     if problems:
         raise TuduiError(f"{path} describes a model tudui cannot build: {'; '.join(problems)}.")
 

@@ -104,8 +104,7 @@ def describe(hint: Any) -> str:
         options = [describe(a) for a in args if a is not type(None)]
         return " or ".join(options) + (", or null" if type(None) in args else "")
     if origin is Literal:
-        names = [str(a) for a in args]
-        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        return f"one of {', '.join(map(str, args))}"
     words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     if hint in words:
         return words[hint]

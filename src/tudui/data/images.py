@@ -64,7 +64,7 @@ def check_size(path: Path, width: int, height: int) -> None:
         )
 
 
-def read_image(path: Path) -> torch.Tensor:
+def read_image(path: str | Path) -> torch.Tensor:
     """Decode ``path`` to a (3, H, W) uint8 RGB tensor, its EXIF orientation applied.
 
     Raises:
@@ -72,6 +72,7 @@ def read_image(path: Path) -> torch.Tensor:
             has more pixels than Pillow's decompression-bomb limit, or one side more than
             :data:`MAX_ASPECT_RATIO` times the other (both checked before decoding).
     """
+    path = Path(path)
     if not path.is_file():  # a FIFO or device would block or stream forever
         what = "does not exist" if not path.exists() else "is not a regular file"
         raise BadImage(f"{path}: {what}")

@@ -10,6 +10,7 @@ from tudui.models.registry import (
     input_spec,
     list_models,
     model_builder,
+    model_problems,
     register_model,
 )
 from tudui.models.tudui_cnn import TuduiCNN
@@ -21,6 +22,7 @@ __all__ = [
     "input_spec",
     "list_models",
     "model_builder",
+    "model_problems",
     "register_model",
     "vgg16",
 ]

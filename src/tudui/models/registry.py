@@ -5,6 +5,7 @@ from typing import Any
 
 from torch import nn
 
+from tudui.config.arguments import argument_problems
 from tudui.errors import ConfigError
 from tudui.input_spec import InputSpec
 
@@ -45,8 +46,18 @@ def model_builder(name: str) -> ModelBuilder:
     return _lookup(name)[0]
 
 
+def model_problems(name: str, model_args: dict[str, Any]) -> list[str]:
+    """What is wrong with ``model_args`` as the arguments of the registered model ``name``,
+    by its builder's signature (types and ranges included)."""
+    build, _ = _lookup(name)
+    return argument_problems([build], model_args, "model", provided={"num_classes"})
+
+
 def create_model(name: str, num_classes: int, **model_args: Any) -> nn.Module:
     """Build the registered model ``name`` with ``num_classes`` outputs."""
+    problems = model_problems(name, model_args)
+    if problems:
+        raise ConfigError(f"Cannot build model {name!r}: {'; '.join(problems)}.")
     build, _ = _lookup(name)
     return build(num_classes=num_classes, **model_args)
 

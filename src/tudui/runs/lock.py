@@ -45,6 +45,10 @@ class RunFolderLock(Callback):
     def __init__(self) -> None:
         self._held: FileLock | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The joblib launcher sends Hydra's callbacks to its workers: not the lock itself.
+        return {**self.__dict__, "_held": None}
+
     def _take(self, folder: str) -> None:
         if not helper_process():  # DDP's other processes run in rank 0's folder
             with exit_on_user_error():
