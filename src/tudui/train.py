@@ -182,6 +182,7 @@ def _record_results(
         else:
             logger.log_hyperparams(hparams)
             logger.log_metrics(metrics)
+        logger.finalize("success")  # written to disk now, not when the process happens to end
 
 
 def evaluate(cfg: DictConfig) -> float:

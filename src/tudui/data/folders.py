@@ -1,9 +1,13 @@
 """Finding labelled images in folders: class folders, and the tutorial's label-file layout.
 
 A sample is ``(image path, class name)``. Every problem found in a folder is reported in
-one message, so a user fixes a dataset in one pass instead of one error per run.
+one message, so a user fixes a dataset in one pass instead of one error per run. Hidden
+folders (``.git``, ``.ipynb_checkpoints``) are not data; links whose target is gone are
+kept, to be reported with the other unreadable images.
 """
 
+import logging
+import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,29 +15,55 @@ from pathlib import Path
 from tudui.data.images import IMAGE_EXTENSIONS, is_image_file
 from tudui.errors import DataError
 
+log = logging.getLogger(__name__)
+
 Sample = tuple[Path, str]
+MAX_LABEL_BYTES = 1024  # a class name; a larger "label file" is something else
+# A label in at most this many files, while another has ten times as many, looks like a typo.
+RARE_LABEL_FILES = 2
 
 
-def list_paths(paths: Iterable[Path], limit: int = 20) -> str:
+def list_paths(paths: Iterable[Path | str], limit: int = 20) -> str:
     """``a, b, c`` for an error message; past ``limit`` names, how many more."""
     paths = [str(p) for p in paths]
     shown = ", ".join(paths[:limit])
     return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"
 
 
+def _unreadable(error: OSError) -> None:
+    raise DataError(
+        f"Cannot read the folder {error.filename} ({error.strerror}): fix its permissions "
+        "or move it out of the data."
+    )
+
+
 def image_files(folder: Path) -> list[Path]:
-    """Every image under ``folder``, recursively, sorted; other files are ignored."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    """Every image under ``folder``, recursively, sorted, hidden folders left out."""
+    found = []
+    for root, folders, files in os.walk(folder, onerror=_unreadable):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        found += [Path(root, name) for name in files if is_image_file(Path(name))]
+    return sorted(found)
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        entries = list(folder.iterdir())
+    except OSError as err:
+        _unreadable(err)
+    return sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
+
+
+def _check_folder(folder: Path) -> None:
+    if folder.is_file():
+        raise DataError(f"{folder} is a file, not a folder of images. Check data.root.")
+    if not folder.is_dir():
+        raise DataError(f"Data folder {folder} does not exist. Check data.root.")
 
 
 def class_folder_samples(folder: Path) -> list[Sample]:
     """``<folder>/<class>/**/<image>``: the folder name is the label (torchvision's ImageFolder)."""
-    if not folder.is_dir():
-        raise DataError(f"Data folder {folder} does not exist. Check data.root.")
+    _check_folder(folder)
     classes = _subfolders(folder)
     if not classes:
         raise DataError(
@@ -51,6 +81,19 @@ def class_folder_samples(folder: Path) -> list[Sample]:
     return samples
 
 
+def read_label(path: Path) -> str:
+    """The class name in a label file: UTF-8 (a byte-order mark is not part of it), stripped.
+
+    Raises:
+        OSError, UnicodeDecodeError, ValueError: the file cannot be a label file.
+    """
+    if not path.is_file():
+        raise ValueError("not a regular file")
+    if path.stat().st_size > MAX_LABEL_BYTES:
+        raise ValueError(f"larger than {MAX_LABEL_BYTES} bytes, too large for a class name")
+    return path.read_text(encoding="utf-8-sig").strip()
+
+
 def label_file_samples(folder: Path) -> list[Sample]:
     """The tutorial's layout: ``<x>_image/<stem>.<ext>`` beside ``<x>_label/<stem>.txt``.
 
@@ -58,14 +101,18 @@ def label_file_samples(folder: Path) -> list[Sample]:
     position. A folder without ``*_image`` folders is read as class folders, so val/ and
     test/ may use either layout.
     """
-    image_dirs = sorted(folder.glob("*_image")) if folder.is_dir() else []
+    _check_folder(folder)
+    image_dirs = [p for p in _subfolders(folder) if p.name.endswith("_image")]
     if not image_dirs:
         return class_folder_samples(folder)
     samples: list[Sample] = []
-    unlabelled: list[Path] = []
-    orphan_labels: list[Path] = []
-    empty_labels: list[Path] = []
-    same_stem: list[Path] = []
+    problems: dict[str, list[Path | str]] = {
+        "images without a label file": [],
+        "label files without an image": [],
+        "empty label files": [],
+        "unreadable label files": [],
+        "images sharing one label file (same name, other extension)": [],
+    }
     for image_dir in image_dirs:
         label_dir = folder / (image_dir.name.removesuffix("_image") + "_label")
         if not label_dir.is_dir():
@@ -73,9 +120,11 @@ def label_file_samples(folder: Path) -> list[Sample]:
                 f"{image_dir} has no label folder beside it: expected {label_dir} holding "
                 "<image name>.txt with the class name for each image."
             )
-        images = [p for p in sorted(image_dir.iterdir()) if p.is_file() and is_image_file(p)]
+        images = [p for p in image_files(image_dir) if p.parent == image_dir]
         stems = Counter(p.stem for p in images)
-        same_stem += [p for p in images if stems[p.stem] > 1]
+        problems["images sharing one label file (same name, other extension)"] += [
+            p for p in images if stems[p.stem] > 1
+        ]
         labels = {p.stem: p for p in label_dir.glob("*.txt") if not p.name.startswith(".")}
         used: set[str] = set()
         for image in images:
@@ -83,33 +132,46 @@ def label_file_samples(folder: Path) -> list[Sample]:
             # formica.jpeg.txt: accept the whole file name as well as the name minus extension.
             key = image.stem if image.stem in labels else image.name
             if key not in labels:
-                unlabelled.append(image)
+                problems["images without a label file"].append(image)
                 continue
             used.add(key)
             try:
-                name = labels[key].read_text(encoding="utf-8").strip()
-            except UnicodeDecodeError:
-                raise DataError(f"{labels[key]} is not UTF-8 text: save it as UTF-8.") from None
+                name = read_label(labels[key])
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                problems["unreadable label files"].append(f"{labels[key]} ({err})")
+                continue
             if name:
                 samples.append((image, name))
             else:
-                empty_labels.append(labels[key])
-        orphan_labels += [labels[key] for key in sorted(labels.keys() - used)]
-    problems = [
-        f"{what}: {list_paths(paths)}"
-        for what, paths in [
-            ("images without a label file", unlabelled),
-            ("label files without an image", orphan_labels),
-            ("empty label files", empty_labels),
-            ("images sharing one label file (same name, other extension)", same_stem),
+                problems["empty label files"].append(labels[key])
+        problems["label files without an image"] += [
+            labels[key] for key in sorted(labels.keys() - used)
         ]
-        if paths
-    ]
-    if problems:
+    found = [f"{what}: {list_paths(paths)}" for what, paths in problems.items() if paths]
+    if found:
         raise DataError(
-            f"{folder} does not pair every image with a label: {'; '.join(problems)}. Each "
-            "image <x>_image/<name>.<ext> needs <x>_label/<name>.txt holding its class name."
+            f"{folder} does not pair every image with a label: {'; '.join(found)}. Each "
+            "image <x>_image/<name>.<ext> needs <x>_label/<name>.txt holding its class name "
+            "in UTF-8."
         )
     if not samples:
         raise DataError(f"{folder} has no images in {list_paths(image_dirs)}.")
+    _warn_of_rare_labels(samples, folder)
     return samples
+
+
+def _warn_of_rare_labels(samples: list[Sample], folder: Path) -> None:
+    """One warning for labels that look like typos of another (``bess`` among ``bees``)."""
+    counts = Counter(label for _, label in samples)
+    common = max(counts.values())
+    rare = [label for label, n in counts.items() if n <= RARE_LABEL_FILES < common / 10]
+    if rare:
+        files = {label: [path for path, name in samples if name == label] for label in rare}
+        listed = "; ".join(f"{label!r} in {list_paths(files[label])}" for label in rare)
+        log.warning(
+            "%s: labels in only a few files, while others have %d: %s. A typo? Each becomes "
+            "a class of its own.",
+            folder,
+            common,
+            listed,
+        )

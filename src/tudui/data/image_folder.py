@@ -42,7 +42,15 @@ class ImageFiles(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
         image = self.cache[index]
-        return self.transform(read_image(path) if image is None else image), label
+        if image is None:  # past the cache's budget: read again, as it was at the start
+            try:
+                image = read_image(path)
+            except BadImage as err:
+                raise DataError(
+                    f"{err}. It could be read when the run started and has changed since; "
+                    "restore it, or remove it and start the run again."
+                ) from None
+        return self.transform(image), label
 
 
 def _read_or_error(path: Path) -> torch.Tensor | BadImage:
@@ -121,6 +129,11 @@ class ImageFolderDataModule(ImageDataModule):
     scan = staticmethod(class_folder_samples)
 
     def _find_splits(self) -> dict[str, list[Sample]]:
+        if self.root.is_file():
+            raise DataError(
+                f"data.root={self.root} is a file: give the folder that holds train/ (and "
+                "optionally val/ and test/), or one folder per class."
+            )
         if not self.root.is_dir():
             raise DataError(
                 f"Data folder {self.root} does not exist. Set data.root to a folder holding "
@@ -195,6 +208,11 @@ class ImageFolderDataModule(ImageDataModule):
             return
         splits = self._find_splits()
         self.classes = sorted({label for _, label in splits["train"]})
+        if len(self.classes) < 2:
+            raise DataError(
+                f"{self.root} has images of one class only ({self.classes[0]}): a classifier "
+                "needs at least two. Add a folder (or label) for each other class."
+            )
         self._check_labels(splits)
         if "val" not in splits:
             splits["train"], splits["val"] = self._hold_out(splits["train"])
@@ -221,6 +239,13 @@ class ImageFolderDataModule(ImageDataModule):
         for split, dataset in [("train", self.train_set), ("val", self.val_set)]:
             if not len(dataset):
                 raise DataError(f"No readable images are left for {split} in {self.root}.")
+        left = {self.classes[label] for _, label in self.train_set.samples}
+        if len(left) < len(self.classes):
+            raise DataError(
+                f"No readable training image is left for the classes "
+                f"{', '.join(sorted(set(self.classes) - left))} in {self.root} "
+                "(data.skip_bad_files=true left out the others): replace their images."
+            )
 
     def _num_workers(self) -> int:
         if self.num_workers is not None:

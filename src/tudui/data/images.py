@@ -74,7 +74,9 @@ def read_image(path: str | Path) -> torch.Tensor:
     """
     path = Path(path)
     if not path.is_file():  # a FIFO or device would block or stream forever
-        what = "does not exist" if not path.exists() else "is not a regular file"
+        what = "is not a regular file"
+        if not path.exists():
+            what = "is a link to a missing file" if path.is_symlink() else "does not exist"
         raise BadImage(f"{path}: {what}")
     try:
         with warnings.catch_warnings():
