@@ -32,10 +32,12 @@ def main(cfg: DictConfig) -> float | None:
     from tudui.train import evaluate, train  # torch and Lightning: only once a run starts
 
     task = train if cfg.train else evaluate
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return run_sweep_job(task, cfg)
-    with discarded_if_empty_on_failure(cfg.paths.output_dir):
-        return task(cfg)
+    # Errors leave as an exit here: Hydra would add a report of its own to the message.
+    with exit_on_user_error():
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return run_sweep_job(task, cfg)
+        with discarded_if_empty_on_failure(cfg.paths.output_dir):
+            return task(cfg)
 
 
 if __name__ == "__main__":

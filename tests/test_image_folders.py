@@ -1,9 +1,11 @@
 import logging
+import os
 
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
 
 from tudui.data import image_folder as image_folder_module
 from tudui.data.digits import DigitsDataModule
@@ -232,3 +234,91 @@ def test_digits_splits_and_upscales():
     images, labels = next(iter(dm.train_dataloader()))
     x, _ = dm.on_after_batch_transfer((images, labels), 0)
     assert images.shape == (16, 3, 8, 8) and x.shape == (16, 3, 32, 32)
+
+
+def test_label_files_with_a_byte_order_mark(tmp_path):
+    """Notepad writes UTF-8 with a BOM: the class is ``ants``, not ``\\ufeffants``."""
+    make_label_folders(tmp_path / "train", {"ants": 3, "bees": 3})
+    for label in (tmp_path / "train" / "ants_label").iterdir():
+        label.write_bytes("\ufeffants".encode())
+    dm = setup(LabelFolderDataModule(str(tmp_path), batch_size=4, model_input=SPEC, val_ratio=0.5))
+    assert dm.classes == ["ants", "bees"]
+
+
+def test_a_rare_label_is_a_warning_naming_its_files(tmp_path, caplog):
+    make_label_folders(tmp_path / "train", {"ants": 12, "bees": 12})
+    make_class_folders(tmp_path / "val", {"ants": 2, "bees": 2}, seed=40)
+    (tmp_path / "train" / "bees_label" / "img13.txt").write_text("bess")
+    with caplog.at_level(logging.WARNING):
+        setup(LabelFolderDataModule(str(tmp_path), batch_size=4, model_input=SPEC))
+    assert f"'bess' in {tmp_path / 'train' / 'bees_image' / 'img13'}" in caplog.text
+    assert caplog.text.count("A typo?") == 1
+
+
+def test_an_unreadable_label_file_is_named(tmp_path):
+    make_label_folders(tmp_path / "train", {"ants": 3, "bees": 3})
+    label = tmp_path / "train" / "ants_label" / "img0.txt"
+    label.unlink()
+    label.mkdir()  # a folder where the label file should be
+    (tmp_path / "train" / "ants_label" / "img1.txt").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(DataError) as err:
+        setup(LabelFolderDataModule(str(tmp_path), model_input=SPEC))
+    assert f"unreadable label files: {label} (not a regular file)" in str(err.value)
+
+
+def test_an_unreadable_class_folder_is_named(tmp_path, monkeypatch):
+    make_class_folders(tmp_path, {"a": 3, "b": 3})
+    real_walk = os.walk
+
+    def denied(top, onerror=None, **kwargs):  # what os.walk does on a folder it may not read
+        if str(top).endswith("/b"):
+            onerror(PermissionError(13, "Permission denied", str(top)))
+            return iter(())
+        return real_walk(top, onerror=onerror, **kwargs)
+
+    monkeypatch.setattr(os, "walk", denied)
+    with pytest.raises(DataError, match=f"Cannot read the folder {tmp_path / 'b'} .Permission"):
+        folders(tmp_path)
+
+
+def test_hidden_folders_are_not_data(tmp_path):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    write_image(tmp_path / "a" / ".ipynb_checkpoints" / "img0-checkpoint.jpg")
+    write_image(tmp_path / ".git" / "objects" / "x.png")
+    write_image(tmp_path / "b" / "sub" / "deeper.png")  # a plain subfolder is data
+    dm = folders(tmp_path, val_ratio=0.25)
+    names = [p.name for p, _ in dm.train_set.samples + dm.val_set.samples]
+    assert len(names) == 9 and "deeper.png" in names and "img0-checkpoint.jpg" not in names
+    assert dm.classes == ["a", "b"]
+
+
+def test_broken_links_are_reported_not_skipped(tmp_path):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    (tmp_path / "a" / "moved.jpg").symlink_to(tmp_path / "elsewhere.jpg")
+    with pytest.raises(DataError, match="moved.jpg: is a link to a missing file"):
+        folders(tmp_path)
+
+
+def test_skipping_every_image_of_a_class_is_an_error(tmp_path):
+    make_class_folders(tmp_path / "train", {"a": 4})
+    make_class_folders(tmp_path / "val", {"a": 2, "b": 2}, seed=40)
+    (tmp_path / "train" / "b").mkdir()
+    (tmp_path / "train" / "b" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    with pytest.raises(DataError, match="No readable training image is left for the classes b"):
+        folders(tmp_path, skip_bad_files=True)
+
+
+def test_absurd_images_in_training_data_are_listed_as_bad(tmp_path):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    Image.new("RGB", (3000, 20)).save(tmp_path / "a" / "strip.png")
+    with pytest.raises(DataError, match="strip.png: 3000x20 pixels, one side more than 30"):
+        folders(tmp_path)
+
+
+def test_an_image_that_becomes_unreadable_during_training_is_named(tmp_path):
+    make_class_folders(tmp_path, {"a": 4, "b": 4})
+    dm = folders(tmp_path, val_ratio=0.25, cache_gb=0)  # read from disk every epoch
+    victim = dm.train_set.samples[0][0]
+    victim.write_bytes(b"overwritten")
+    with pytest.raises(DataError, match=f"{victim}: .* could be read when the run started"):
+        list(dm.train_dataloader())

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,28 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
     with pytest.raises(BadImage, match="decompression-bomb limit"):
         read_image(path)
     assert not decoded
+
+
+def test_an_absurd_aspect_ratio_is_refused_before_decoding(tmp_path):
+    """A valid 2 KB PNG of 1x2,000,000 pixels: resizing its shorter side to 224 px would
+    ask for 6 GB."""
+    path = tmp_path / "line.png"
+    Image.new("L", (2_000_000, 1)).save(path, optimize=True)
+    assert path.stat().st_size < 10_000
+    with pytest.raises(BadImage, match="one side more than 30 times the other"):
+        read_image(path)
+
+
+def test_a_fifo_is_not_read(tmp_path):
+    """Opening a FIFO would wait forever for a writer."""
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(BadImage, match="is not a regular file"):
+        read_image(fifo)
+
+
+def test_a_broken_link_is_named_as_such(tmp_path):
+    link = tmp_path / "gone.jpg"
+    link.symlink_to(tmp_path / "deleted.jpg")
+    with pytest.raises(BadImage, match="is a link to a missing file"):
+        read_image(link)

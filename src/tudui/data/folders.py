@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 Sample = tuple[Path, str]
 MAX_LABEL_BYTES = 1024  # a class name; a larger "label file" is something else
-# A label in at most this many files, while another has ten times as many, looks like a typo.
+# A label in at most this many files, while another is in ten or more, looks like a typo.
 RARE_LABEL_FILES = 2
 
 
@@ -164,7 +164,7 @@ def _warn_of_rare_labels(samples: list[Sample], folder: Path) -> None:
     """One warning for labels that look like typos of another (``bess`` among ``bees``)."""
     counts = Counter(label for _, label in samples)
     common = max(counts.values())
-    rare = [label for label, n in counts.items() if n <= RARE_LABEL_FILES < common / 10]
+    rare = [label for label, n in counts.items() if n <= RARE_LABEL_FILES and common >= 10]
     if rare:
         files = {label: [path for path, name in samples if name == label] for label in rare}
         listed = "; ".join(f"{label!r} in {list_paths(files[label])}" for label in rare)
