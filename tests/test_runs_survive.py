@@ -14,7 +14,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tudui.checkpoint_io import AtomicCheckpointIO
-from tudui.errors import TuduiError
+from tudui.errors import ConfigError, TrainingInterrupted, TuduiError
+from tudui.runs.folder import RunFolder
+from tudui.runs.lock import acquire
 from tudui.train import train
 
 from .helpers import (
@@ -105,6 +107,8 @@ def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     steps = train_loss_steps(run_dir)
     assert len(steps) == len(set(steps)), "steps logged twice after the resume"
+    # The batch in flight when the signal came was logged before saving: no hole either.
+    assert sorted(steps) == list(range(min(steps), max(steps) + 1))
     assert torch.load(last, weights_only=True)["global_step"] > saved["global_step"]
 
 
@@ -208,3 +212,69 @@ def test_file_size_limit_at_checkpoint_time_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert "Could not write checkpoint" in result.stderr and "File too large" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        [],
+        ["scheduler=cosine", "scheduler.T_max=2"],
+        ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"],
+        ["scheduler=step", "scheduler.step_size=3", "scheduler.interval=step"],
+    ],
+    ids=["none", "cosine", "step", "step-per-batch"],
+)
+def test_resume_parity_for_every_schedule(tmp_path, schedule):
+    """Stopped after epoch 1 and resumed, a run ends bitwise equal to one never stopped."""
+    _, whole = run_in_process(tmp_path, "whole", *schedule)
+    halves = tmp_path / "halves"
+    run_in_process(tmp_path, "halves", "trainer.max_epochs=1", *schedule)
+    _, resumed = run_in_process(
+        tmp_path, "halves", f"ckpt_path={halves / 'checkpoints' / 'last.ckpt'}", *schedule
+    )
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+
+
+def test_a_longer_cosine_resume_is_refused_with_the_reason(tmp_path):
+    """Extending a cosine run: Lightning would restore the old T_max while the checkpoint
+    recorded the new one, and the learning rate would climb back up."""
+    run_in_process(tmp_path, "run", "scheduler=cosine", "trainer.max_epochs=1")
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match="scheduler.T_max the saved value"):
+        run_in_process(
+            tmp_path, "run", "scheduler=cosine", "trainer.max_epochs=3", f"ckpt_path={last}"
+        )
+
+
+def test_sigterm_during_the_final_test_exits_143(tmp_path):
+    with pytest.raises(TrainingInterrupted) as stopped:
+        run_in_process(
+            tmp_path, "run", "+callbacks.signal._target_=tests.helpers.SendSignal",
+            "+callbacks.signal.at=on_test_start",
+        )  # fmt: skip
+    assert stopped.value.exit_code == 143
+    assert "during the final test" in str(stopped.value)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()  # training's results
+
+
+def test_a_failed_write_with_no_checkpoint_yet_says_so(tmp_path, monkeypatch):
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(TuduiError, match="No checkpoint of this run was written yet") as err:
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}}, tmp_path / "epoch0.ckpt")
+    assert "resume" not in str(err.value)
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    stale = run.checkpoints / ".last.ckpt.999999.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    (run.checkpoints / "last.ckpt").write_bytes(b"whole")
+    lock = acquire(run.root)
+    lock.release()
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["last.ckpt"]

@@ -3,12 +3,18 @@
 import contextlib
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .helpers import run_script, start_script, wait_for, write_fake_cifar10
+from .helpers import REPO, run_script, start_script, wait_for, write_fake_cifar10
 
 TINY = [
     "data.check_integrity=false",
@@ -134,3 +140,82 @@ def test_slurm_launcher_config_composes():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hydra_plugins.hydra_submitit_launcher" in result.stdout
     assert "submitit_folder: ${hydra.sweep.dir}/.submitit/%j" in result.stdout
+
+
+def test_a_sweep_whose_every_job_failed_exits_non_zero(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_script(
+        "train.py", "-m", "data=image_folder", f"data.root={tmp_path}/a,{tmp_path}/b",
+        "trainer=cpu", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Every job of the sweep failed" in result.stderr
+    assert [r["status"] for r in summary_rows(sweep)] == ["failed", "failed"]
+
+
+def test_ctrl_c_stops_a_parallel_sweep_and_summarizes_it(tmp_path):
+    """Ctrl-C reaches the whole process group, as from a terminal: every job saves where it
+    is, the workers end, what finished is summarized, and the status is 130."""
+    data = write_fake_cifar10(tmp_path / "data", per_batch=200)
+    sweep = tmp_path / "sweep"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "-m", "optim.lr=1e-2,1e-3,1e-4",
+         "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"data.data_dir={data}",
+         "data.check_integrity=false", "data.val_split=20", "trainer=cpu",
+         "trainer.max_epochs=1000", "trainer.enable_progress_bar=false",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    for job in ("0", "1"):
+        wait_for(sweep / job / "checkpoints" / "last.ckpt", process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert "training stopped at epoch" in stderr  # a job saved where it was
+    assert [r["job"] for r in summary_rows(sweep)] == ["0", "1"]
+    deadline = time.time() + 20  # no worker outlives the sweep
+    while time.time() < deadline and group_alive(process.pid):
+        time.sleep(0.1)
+    assert not group_alive(process.pid)
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ddp_helpers_die_with_the_run(tmp_path):
+    """kill -9 of the first DDP process: the others must not wait for it, holding memory."""
+    data = write_fake_cifar10(tmp_path / "data", per_batch=200)
+    run_dir = tmp_path / "run"
+    process = start_script(
+        "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=1000",
+        "trainer.devices=2", "trainer.strategy=ddp", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    wait_for(run_dir / "checkpoints" / "last.ckpt", process)
+    helpers = children(process.pid)
+    assert helpers, "no DDP helper process found"
+    process.kill()
+    process.communicate()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
+        time.sleep(0.1)
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
 
 from tudui.errors import TrainingInterrupted
+from tudui.runs.lightning_private import log_the_batch_in_flight
 
 matplotlib.use("Agg")  # files and TensorBoard only, never a window
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
@@ -147,10 +148,9 @@ class SaveOnInterrupt(L.Callback):
         # when any of them got the signal.
         return trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
 
-    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        # Here rather than at the previous batch's end, after which Lightning logs that
-        # batch's loss: a resumed run's curves then have no hole.
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self._signalled(trainer):
+            log_the_batch_in_flight(trainer)  # else the resumed curves have a hole here
             self._stop(trainer)
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:

@@ -9,6 +9,7 @@ checkpoint is one clear error, never a traceback or a NaN prediction.
 
 import hashlib
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from torch import nn
 from tudui.errors import TuduiError
 from tudui.input_spec import InputSpec
 from tudui.models import create_model, input_spec, list_models, model_problems
+from tudui.runs.lightning_private import best_model_paths
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
 CHECKSUM_KEY = "weights_sha256"  # written by ImageClassifier.on_save_checkpoint
@@ -48,12 +50,9 @@ def find_checkpoint(path: Path) -> Path:
     best = sorted(p for p in folder.glob("*.ckpt") if p != last and p.is_file())
     if len(best) > 1 and last.is_file():
         # Several kept (save_top_k > 1): the run's own record says which one is best.
-        state = load_file(last).get("callbacks", {})
-        recorded = [
-            Path(s["best_model_path"]).name
-            for s in (state.values() if isinstance(state, dict) else [])
-            if isinstance(s, dict) and isinstance(s.get("best_model_path"), str)
-        ]
+        content = load_file(last)
+        saved = best_model_paths(content) if isinstance(content, dict) else []
+        recorded = [Path(p).name for p in saved]
         best = [p for p in best if p.name in recorded] or best
     if best:
         return best[0]
@@ -67,9 +66,11 @@ def load_file(path: Path) -> Any:
     if not path.is_file():
         return find_checkpoint(path)  # raises the error that says what the path is
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of pickle protocols it then refuses
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "global" not in str(err).lower():  # random bytes, not a pickle of objects
+        if "global" not in str(err).lower() and not _is_bare_pickle(path):  # random bytes
             raise TuduiError(f"Cannot read {path}: it is not a PyTorch checkpoint.") from None
         raise TuduiError(
             f"Refused to load {path}: it holds Python objects, not just tensors and plain "
@@ -82,6 +83,12 @@ def load_file(path: Path) -> Any:
         raise TuduiError(
             f"Cannot read {path}: it is not a PyTorch checkpoint, or a damaged one ({summary})."
         ) from None
+
+
+def _is_bare_pickle(path: Path) -> bool:
+    """A pickle of protocol 2 or later, not torch's zip: refused before its objects are seen."""
+    with open(path, "rb") as f:
+        return f.read(2) in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 def _refused_global(err: Exception) -> str:
@@ -105,16 +112,16 @@ def check_weights(state_dict: Any, path: Path, checksum: Any = None) -> dict[str
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
         raise TuduiError(f"{path}: its state_dict is not a mapping of names to tensors.")
-    if checksum is not None and checksum != weights_checksum(state_dict):
-        raise TuduiError(
-            f"{path} is damaged: its weights do not match the checksum written with them. "
-            "Use another copy, or an earlier checkpoint of the run."
-        )
     bad = [k for k, v in state_dict.items() if v.is_floating_point() and not v.isfinite().all()]
     if bad:
         raise TuduiError(
             f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}): the run that wrote "
             "it had diverged. Use an earlier checkpoint."
+        )
+    if checksum is not None and checksum != weights_checksum(state_dict):
+        raise TuduiError(
+            f"{path} is damaged: its weights do not match the checksum written with them. "
+            "Use another copy, or an earlier checkpoint of the run."
         )
     return state_dict
 

@@ -28,6 +28,7 @@ from tudui.errors import ConfigError
 from tudui.input_spec import InputSpec
 from tudui.models import input_spec
 from tudui.runs.folder import RunFolder
+from tudui.runs.lightning_private import completed_epochs
 from tudui.trainer import build_trainer
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def _check_resumable(path: Path, cfg: DictConfig) -> dict[str, Any]:
                 f"{path} cannot be resumed: it has no {key} (a weights-only checkpoint?). "
                 "Predict or evaluate with it, or start a new run."
             )
-    epochs_done = _completed_epochs(content["loops"])
+    epochs_done = completed_epochs(content)
     max_epochs = cfg.trainer.max_epochs
     if max_epochs != -1 and epochs_done > max_epochs:  # what Lightning would refuse
         raise ConfigError(
@@ -73,13 +74,6 @@ def _check_resumable(path: Path, cfg: DictConfig) -> dict[str, Any]:
                 "trainer.max_epochs: give scheduler.T_max the saved value to run longer)."
             )
     return content
-
-
-def _completed_epochs(loops: dict[str, Any]) -> int:
-    progress = loops.get("fit_loop", {})
-    for key in ("epoch_progress", "current", "completed"):
-        progress = progress.get(key, {}) if isinstance(progress, dict) else {}
-    return progress if isinstance(progress, int) else 0
 
 
 def _datamodule(cfg: DictConfig, spec: InputSpec, stage: str) -> L.LightningDataModule:
@@ -197,25 +191,31 @@ def evaluate(cfg: DictConfig) -> float:
         )
     validate(cfg)
     path = find_checkpoint(Path(cfg.ckpt_path))
-    hparams, state_dict = read_tudui_checkpoint(path)
+    hparams, state_dict = read_tudui_checkpoint(path)  # checked before the data is loaded
     log.info("evaluating %s; run folder: %s", path, cfg.paths.output_dir)
-    datamodule = _datamodule(cfg, InputSpec.from_dict(hparams["input_spec"]), "test")
-    if list(datamodule.classes) != list(hparams["classes"]):
-        raise ConfigError(
-            f"{path} was trained on classes {hparams['classes']}, but the data has "
-            f"{datamodule.classes}. Evaluate it on data with the same classes."
-        )
+    interrupts = SaveOnInterrupt(str(RunFolder(Path(cfg.paths.output_dir)).checkpoints))
+    interrupts.phase = "during the evaluation"
+    with interrupts.handling_signals():
+        datamodule = _datamodule(cfg, InputSpec.from_dict(hparams["input_spec"]), "test")
+        if list(datamodule.classes) != list(hparams["classes"]):
+            raise ConfigError(
+                f"{path} was trained on classes {hparams['classes']}, but the data has "
+                f"{datamodule.classes}. Evaluate it on data with the same classes."
+            )
+        classifier = load_classifier(path, hparams, state_dict)
+        trainer = build_trainer(cfg, interrupts)
+        trainer.test(classifier, datamodule=datamodule)
+    return float(trainer.callback_metrics["test/acc"])
+
+
+def load_classifier(
+    path: Path, hparams: dict[str, Any], state_dict: dict[str, Any]
+) -> ImageClassifier:
+    """The checked contents of checkpoint ``path`` as an :class:`ImageClassifier` to test."""
     classifier = ImageClassifier(
         model=without_pretrained_download(hparams["model"]),
         classes=hparams["classes"],
         input_spec=hparams["input_spec"],
         optim=hparams.get("optim") or {},  # not used to test
     )
-    model_weights = {k.removeprefix("model."): v for k, v in state_dict.items()}
-    build_into(classifier.model, model_weights, path)
-    interrupts = SaveOnInterrupt(str(RunFolder(Path(cfg.paths.output_dir)).checkpoints))
-    interrupts.phase = "during the evaluation"
-    with interrupts.handling_signals():
-        trainer = build_trainer(cfg, interrupts)
-        trainer.test(classifier, datamodule=datamodule)
-    return float(trainer.callback_metrics["test/acc"])
+    return build_into(classifier, state_dict, path)

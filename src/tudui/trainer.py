@@ -10,7 +10,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig
 
 from tudui.callbacks import RestoreRNG, SaveOnInterrupt
@@ -19,6 +18,7 @@ from tudui.config.arguments import argument_problems
 from tudui.config.types import Check, PositiveInt
 from tudui.errors import ConfigError
 from tudui.runs.folder import RunFolder
+from tudui.runs.lightning_private import relaunches_this_script
 
 
 def _batch_limit(allow_zero: bool) -> Any:
@@ -112,9 +112,8 @@ def _refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
     each of those processes would run the whole sweep again. (DDP whose processes SLURM
     or torchrun start, as in a submitit_slurm job, is fine.)"""
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    strategy = trainer.strategy
-    relaunches = isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
-    external = getattr(strategy, "cluster_environment", None)
+    external = getattr(trainer.strategy, "cluster_environment", None)
+    relaunches = relaunches_this_script(trainer)
     if in_sweep and relaunches and not (external and external.creates_processes_externally):
         raise ConfigError(
             f"DDP on {trainer.world_size} devices cannot run inside a sweep (-m): each DDP "

@@ -1,0 +1,43 @@
+"""The few places tudui relies on Lightning's private API or its checkpoints' inner layout,
+each named and tested (``tests/test_lightning_private.py``), so that a Lightning upgrade
+that changes one breaks one test with a clear name instead of a guarantee, silently.
+
+Nothing is imported from Lightning at the top: ``predict.py`` reads checkpoints with this
+module and must not load Lightning.
+"""
+
+from typing import Any
+
+
+def log_the_batch_in_flight(trainer: Any) -> None:
+    """Send the metrics of the training batch that just ended to the loggers now.
+
+    Lightning does so only after ``on_train_batch_end``; a run stopped there (to save on
+    an interrupt) would lose that step's point, and its resumed curve would have a hole."""
+    trainer._logger_connector.update_train_step_metrics()
+
+
+def relaunches_this_script(trainer: Any) -> bool:
+    """Whether Lightning starts the other DDP processes by running this script again."""
+    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+    return isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher)
+
+
+def completed_epochs(checkpoint: dict[str, Any]) -> int:
+    """How many epochs the fit loop saved in ``checkpoint`` had completed (0 if unknown)."""
+    progress: Any = checkpoint.get("loops", {})
+    for key in ("fit_loop", "epoch_progress", "current", "completed"):
+        progress = progress.get(key, {}) if isinstance(progress, dict) else {}
+    return progress if isinstance(progress, int) else 0
+
+
+def best_model_paths(checkpoint: dict[str, Any]) -> list[str]:
+    """The ``best_model_path`` that each ModelCheckpoint callback saved in ``checkpoint``."""
+    states = checkpoint.get("callbacks", {})
+    states = states.values() if isinstance(states, dict) else []
+    return [
+        s["best_model_path"]
+        for s in states
+        if isinstance(s, dict) and isinstance(s.get("best_model_path"), str)
+    ]
