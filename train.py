@@ -4,40 +4,43 @@ python train.py model=tudui_cnn data=cifar10          # the tutorial's recipe
 python train.py optim=adam optim.lr=1e-3 trainer=cpu  # any key can be overridden
 python train.py -m optim.lr=1e-2,1e-3                 # a sweep, one run each
 python train.py ckpt_path=outputs/runs/<run>          # resume that run (or ckpt_path=latest)
-python train.py train=false ckpt_path=outputs/runs/<run> data=cifar10  # evaluate a checkpoint
 python train.py --help                                # config groups and options
 tensorboard --logdir outputs
 """
 
+import logging
 import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from tudui.config.hydra import run_hydra_main
 from tudui.errors import exit_on_user_error
-from tudui.resume import resume_overrides
-from tudui.runs.folder import discarded_if_empty_on_failure
+from tudui.runs.job import run_job
 from tudui.runs.processes import exit_with_parent
-from tudui.runs.sweep import run_sweep_job
+from tudui.runs.resume import resume_overrides
 
 CONFIG_DIR = Path(__file__).parent / "conf"
+log = logging.getLogger("tudui")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from tudui.train import evaluate, train  # torch and Lightning: only once a run starts
+    from tudui.train import train  # torch and Lightning: only once a run starts
 
-    task = train if cfg.train else evaluate
-    # Errors leave as an exit here: Hydra would add a report of its own to the message.
-    with exit_on_user_error():
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            return run_sweep_job(task, cfg)
-        with discarded_if_empty_on_failure(cfg.paths.output_dir):
-            return task(cfg)
+    if not cfg.train:
+        return run_job(_evaluate_instead, cfg)
+    return run_job(train, cfg)
+
+
+def _evaluate_instead(cfg: DictConfig) -> float:
+    from tudui.evaluate import evaluate
+
+    log.warning("train=false is deprecated: use python eval.py ckpt=%s instead", cfg.ckpt_path)
+    with open_dict(cfg):
+        cfg.ckpt = cfg.ckpt_path
+    return evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import torch
 
 from tudui.checkpoints import load_trained_model, read_tudui_checkpoint
 from tudui.errors import TuduiError
-from tudui.train import _check_fits, _check_resumable, load_classifier, train
+from tudui.evaluate import load_classifier
+from tudui.runs.resume import check_fits, check_resumable
+from tudui.train import train
 
 from .helpers import compose_config, write_fake_cifar10
 
@@ -202,12 +204,12 @@ def test_resume_refuses(trained, tmp_path, name):
     path, message = write_variant(tmp_path, good, name)
     cfg = compose_config(*overrides, f"ckpt_path={path}")
     with pytest.raises(TuduiError) as error:
-        content = _check_resumable(path, cfg)
+        content = check_resumable(path, cfg)
         hparams = good[HP]
         classifier = ImageClassifier(
             hparams["model"], hparams["classes"], hparams["input_spec"], hparams["optim"]
         )
-        _check_fits(classifier, content, path)
+        check_fits(classifier, content, path)
     assert_one_line(error, message)
 
 
@@ -217,7 +219,7 @@ def test_a_good_checkpoint_loads_everywhere(trained, tmp_path):
     torch.save(good, path)
     assert load_trained_model(path).classes[0] == "airplane"
     assert load_classifier(path, *read_tudui_checkpoint(path)).hparams.classes[0] == "airplane"
-    assert _check_resumable(path, compose_config(*overrides, "trainer.max_epochs=2"))
+    assert check_resumable(path, compose_config(*overrides, "trainer.max_epochs=2"))
 
 
 def test_the_checksum_is_of_the_weights(trained):
@@ -239,7 +241,7 @@ def test_a_diverged_checkpoint_is_refused_for_what_it_is(trained, tmp_path):
     good, overrides, _ = trained
     path, _ = write_variant(tmp_path, good, "NaN weights")
     with pytest.raises(TuduiError) as error:
-        _check_resumable(path, compose_config(*overrides, f"ckpt_path={path}"))
+        check_resumable(path, compose_config(*overrides, f"ckpt_path={path}"))
     assert str(path) in str(error.value) and "optim.lr" not in str(error.value)
 
 

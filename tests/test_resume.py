@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from tudui.errors import ConfigError
-from tudui.resume import resume_overrides
+from tudui.runs.resume import resume_overrides
 
 from .helpers import REPO, run_script
 

@@ -2,8 +2,10 @@
 
 import difflib
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from tudui.config.types import mismatch
@@ -75,25 +77,31 @@ def argument_problems(
             if not open_ended or key in provided:
                 problems.append(_unknown(key, accepted, prefix, consumers))
         elif value == MISSING:
-            problems.append(f"{prefix}.{key} is required (python train.py {prefix}.{key}=...)")
+            problems.append(_required(prefix, key))
         elif value is not UNRESOLVED and key in hints and (what := mismatch(value, hints[key])):
-            problems.append(f"{prefix}.{key}={value!r} must be {what}")
+            problems.append(f"{_full(prefix, key)}={value!r} must be {what}")
     required = [
         key
         for key in sorted(accepted - set(values))
         if named[key].default is inspect.Parameter.empty
     ]
-    problems += [
-        f"{prefix}.{key} is required (python train.py {prefix}.{key}=...)" for key in required
-    ]
-    return problems
+    return problems + [_required(prefix, key) for key in required]
+
+
+def _full(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _required(prefix: str, key: str) -> str:
+    script = Path(sys.argv[0]).name if sys.argv[0].endswith(".py") else "train.py"
+    return f"{_full(prefix, key)} is required (python {script} {_full(prefix, key)}=...)"
 
 
 def _unknown(key: str, accepted: set[str], prefix: str, consumers: list[Callable]) -> str:
     names = " / ".join(getattr(c, "__name__", str(c)) for c in consumers)
     close = difflib.get_close_matches(key, accepted, n=1)
-    hint = f"did you mean {prefix}.{close[0]}? " if close else ""
+    hint = f"did you mean {_full(prefix, close[0])}? " if close else ""
     return (
-        f"{prefix}.{key} is not an argument of {names} ({hint}it takes "
+        f"{_full(prefix, key)} is not an argument of {names} ({hint}it takes "
         f"{', '.join(sorted(accepted))})"
     )

@@ -7,7 +7,7 @@ DataModule its ``_target_`` names, ``model.*`` against the registered model buil
 written there, once; this module only reads them and reports every problem in one message.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from hydra.utils import get_class
@@ -21,11 +21,18 @@ from tudui.errors import ConfigError
 
 @dataclass
 class TopLevel:
-    """The top-level keys of ``conf/config.yaml``; groups have consumers of their own."""
+    """The top-level keys of ``conf/config.yaml`` and ``conf/eval.yaml``; groups have
+    consumers of their own."""
 
-    seed: NonNegativeInt | None  # null: a random seed
-    train: bool
-    ckpt_path: str | None
+    seed: NonNegativeInt | None = None  # null: a random seed
+    train: bool = True
+    ckpt_path: str | None = None  # train.py: what to resume from
+    ckpt: str | None = None  # eval.py: what to evaluate
+
+
+def plain(node: Any) -> Any:
+    """Config node -> dicts and lists, so nothing of OmegaConf reaches a checkpoint."""
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
 
 
 def group_values(node: Any) -> dict[str, Any]:
@@ -95,14 +102,16 @@ def _schedule_problems(cfg: DictConfig) -> list[str]:
 
 def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
     """Every problem found in ``cfg``, one line each."""
-    from tudui.trainer import trainer_problems
+    from tudui.runs.trainer import trainer_problems
 
-    top = {key: cfg.get(key) for key in ("seed", "train", "ckpt_path")}
-    problems = argument_problems([TopLevel], top, "config")
-    problems = [p.replace("config.", "", 1) for p in problems]
+    present = set(cfg.keys())  # ``key in cfg`` is False for a ??? (required) value
+    top = [field.name for field in fields(TopLevel) if field.name in present]
+
+    values = {k: MISSING if OmegaConf.is_missing(cfg, k) else cfg[k] for k in top}
+    problems = argument_problems([TopLevel], values, prefix="")
     problems += _target_problems("data", cfg.data, provided={"model_input"})
-    problems += _model_problems(cfg)
-    problems += _schedule_problems(cfg)
+    if "model" in cfg:  # eval.py takes the model from the checkpoint
+        problems += _model_problems(cfg) + _schedule_problems(cfg)
     problems += trainer_problems(group_values(cfg.trainer))
     problems += _target_problems("logger", cfg.get("logger"), provided=set())
     for name, node in (cfg.get("callbacks") or {}).items():

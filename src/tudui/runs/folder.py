@@ -9,9 +9,10 @@ from pathlib import Path
 
 from tudui.runs.processes import helper_process
 
-# What Hydra and tudui write before a run has produced anything: a folder holding only
-# these says nothing a user needs, and is removed when the run fails before training.
-BOOKKEEPING = {".hydra", "train.log", ".tudui.lock"}
+# What Hydra and tudui write before a run has produced anything (and the logs, <script>.log):
+# a folder holding only these says nothing a user needs, and is removed when the run fails
+# before training.
+BOOKKEEPING = {".hydra", ".tudui.lock"}
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,15 @@ class RunFolder:
         return cls(checkpoint.parent.parent)
 
     def holds_results(self) -> bool:
-        return self.root.is_dir() and any(p.name not in BOOKKEEPING for p in self.root.iterdir())
+        return self.root.is_dir() and any(
+            p.name not in BOOKKEEPING and p.suffix != ".log" for p in self.root.iterdir()
+        )
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporary checkpoint files of processes that are gone (``kill -9`` mid-write);
         for the run holding the folder's lock, which no other live run writes to."""
-        own = temporary_path(self.checkpoints / "x").name.rsplit(".", 2)[-2]
-        stale = [p for p in self.checkpoints.glob(".*.tmp") if p.name.rsplit(".", 2)[-2] != own]
+        own = temporary_path(Path("x")).name.removeprefix(".x")  # ".<pid>.tmp"
+        stale = [p for p in self.checkpoints.glob(".*.tmp") if not p.name.endswith(own)]
         for path in stale:
             path.unlink(missing_ok=True)
         return stale
@@ -72,6 +75,14 @@ class RunFolder:
         if not self.root.is_dir() or self.holds_results():
             return False
         shutil.rmtree(self.root, ignore_errors=True)
+        # and outputs/runs/ with it, if this run made them: nothing else was in them
+        for parent in self.root.resolve().parents:
+            if parent == Path.cwd() or not parent.is_relative_to(Path.cwd()):
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty
+                break
         return True
 
 

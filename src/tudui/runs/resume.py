@@ -18,7 +18,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 
+from tudui.config.check import plain
 from tudui.errors import ConfigError
+from tudui.runs.lightning_private import completed_epochs
 
 LAST_CHECKPOINT_GLOBS = (
     "outputs/runs/*/checkpoints/last.ckpt",
@@ -122,3 +124,57 @@ def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
     kept = replayable_overrides(saved, config_keys(config_dir), set(given) | {"ckpt_path"})
     folder = [] if "hydra.run.dir" in given else [f"hydra.run.dir={run}"]
     return [*kept, *now, *folder]
+
+
+def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
+    """The content of checkpoint ``path``, checked to continue the run ``cfg`` describes:
+    refused, with the reason, unless Lightning can restore it into this run exactly."""
+    from tudui.checkpoints import load_file, read_tudui_parts  # torch: only once a run starts
+
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={path}: no checkpoint there to resume from.")
+    content = load_file(path)
+    hparams, _ = read_tudui_parts(content, path)
+    for key, kind in (("optimizer_states", list), ("lr_schedulers", list), ("loops", dict)):
+        if not isinstance(content.get(key), kind):
+            raise ConfigError(
+                f"{path} cannot be resumed: it has no {key} (a weights-only checkpoint?). "
+                "Predict or evaluate with it, or start a new run."
+            )
+    epochs_done = completed_epochs(content)
+    max_epochs = cfg.trainer.max_epochs
+    if max_epochs != -1 and epochs_done > max_epochs:  # what Lightning would refuse
+        raise ConfigError(
+            f"{path} has completed {epochs_done} epochs already: to continue, give "
+            f"trainer.max_epochs above {epochs_done}."
+        )
+    for group in ("optim", "scheduler"):
+        saved, now = hparams.get(group) or None, plain(cfg.get(group)) or None
+        if saved != now:
+            raise ConfigError(
+                f"{path} was trained with {group} {saved}, and this resume asks for {now}. "
+                "A resumed run continues the optimizer and schedule saved in the checkpoint, "
+                f"so {group}.* cannot change (a cosine schedule's T_max follows "
+                "trainer.max_epochs: give scheduler.T_max the saved value to run longer)."
+            )
+    return content
+
+
+def check_fits(classifier: Any, checkpoint: dict[str, Any], path: Path) -> None:
+    """The checkpoint's weights must be this model's, class for class."""
+    saved = checkpoint["hyper_parameters"]["classes"]
+    if list(saved) != list(classifier.hparams.classes):
+        raise ConfigError(
+            f"{path} was trained on classes {saved}, but the data has "
+            f"{classifier.hparams.classes}: resume it on the data it was trained on."
+        )
+    expected = {k: tuple(v.shape) for k, v in classifier.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    if expected != found:
+        differ = sorted(set(expected) ^ set(found)) or [
+            k for k in expected if expected[k] != found[k]
+        ]
+        raise ConfigError(
+            f"The weights in {path} do not fit model {classifier.hparams.model} "
+            f"({', '.join(differ[:3])} differ): resume with the model it was trained with."
+        )

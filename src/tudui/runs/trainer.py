@@ -1,7 +1,6 @@
 """The Lightning ``Trainer`` of a run: its config checked first, its processes kept in bounds."""
 
 import os
-from pathlib import Path
 from typing import Annotated, Any
 
 import lightning as L
@@ -12,13 +11,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
-from tudui.callbacks import RestoreRNG, SaveOnInterrupt
-from tudui.checkpoint_io import AtomicCheckpointIO
 from tudui.config.arguments import argument_problems
 from tudui.config.types import Check, PositiveInt
 from tudui.errors import ConfigError
-from tudui.runs.folder import RunFolder
+from tudui.runs.checkpoint_io import AtomicCheckpointIO
+from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.lightning_private import relaunches_this_script
+from tudui.runs.rng import RestoreRNG
 
 
 def _batch_limit(allow_zero: bool) -> Any:
@@ -92,8 +91,11 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config, and what
     the README guarantees installed in code, not left to YAML: ``last.ckpt`` after every
     epoch, checkpoints written whole, saving on an interrupt, RNG states for exact resume."""
-    run = RunFolder(Path(cfg.paths.output_dir))
+    run = interrupts.run
     chosen = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    for callback in chosen:  # the best checkpoint (and any other) goes where the run's go
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+            callback.dirpath = str(run.checkpoints)
     # Not ModelCheckpoint(save_last=True): Lightning 2.6 refreshes that one only when a new
     # best is saved, which would resume from a stale epoch.
     last = ModelCheckpoint(

@@ -1,0 +1,30 @@
+"""Test a trained checkpoint on a dataset's test split: accuracy, per class, and the
+confusion matrix. The model, its classes and its input come from the checkpoint.
+
+python eval.py ckpt=outputs/runs/<run> data=cifar10    # a run folder: its best checkpoint
+python eval.py ckpt=latest data=cifar10                # the newest run
+python eval.py ckpt=model.ckpt data=image_folder data.root=photos/
+"""
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from tudui.config.hydra import run_hydra_main
+from tudui.errors import exit_on_user_error
+from tudui.runs.job import run_job
+
+CONFIG_DIR = Path(__file__).parent / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    from tudui.evaluate import evaluate  # torch and Lightning: only once a run starts
+
+    return run_job(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        run_hydra_main(main)
