@@ -20,6 +20,7 @@ from torch import nn
 from tudui.errors import TuduiError
 from tudui.input_spec import InputSpec
 from tudui.models import create_model, input_spec, list_models, model_problems
+from tudui.runs.folder import RunFolder
 from tudui.runs.lightning_private import best_model_paths
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
@@ -45,8 +46,10 @@ def find_checkpoint(path: Path) -> Path:
         raise TuduiError(f"Checkpoint {path} is not a regular file (a FIFO or a device?).")
     if not path.is_dir():
         raise TuduiError(f"Checkpoint {path} does not exist.")
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    last = folder / "last.ckpt"
+    run = RunFolder.at(path)
+    folder = run.checkpoints if run.checkpoints.is_dir() else path
+    last = run.last_checkpoint
+
     best = sorted(p for p in folder.glob("*.ckpt") if p != last and p.is_file())
     if len(best) > 1 and last.is_file():
         # Several kept (save_top_k > 1): the run's own record says which one is best.

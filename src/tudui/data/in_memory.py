@@ -11,10 +11,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import functional as TF
 
 from tudui.config.types import NonNegativeInt
 from tudui.data.base import ImageDataModule
+from tudui.data.transforms import to_model_input
 from tudui.input_spec import InputSpec
 
 
@@ -92,14 +92,9 @@ class BatchTransform:
             images = random_horizontal_flip(images)
         if train and self.crop_padding:
             images = random_padded_crop(images, self.crop_padding)
-        x = images.float().div_(255)
-        if x.shape[-2:] != (self.spec.size, self.spec.size) or self.spec.resize_size:
-            # The same geometry as the evaluation preset that predict.py uses.
-            x = TF.resize(x, self.spec.resize_size or self.spec.size, antialias=True)
-            x = TF.center_crop(x, [self.spec.size, self.spec.size])
-        if self.spec.mean is not None:
-            x = TF.normalize(x, list(self.spec.mean), list(self.spec.std))
-        return x
+        # The evaluation geometry of folder datasets and predict.py, for training too.
+        return to_model_input(images.float().div_(255), self.spec)
+
 
 
 class InMemoryDataModule(ImageDataModule):

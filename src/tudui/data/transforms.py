@@ -1,39 +1,47 @@
 """The two per-image pipelines (training, evaluation), built from the model's InputSpec.
 
 Same recipe as torchvision's classification references (``presets.py``); batch-level
-augmentation for in-memory datasets lives in :mod:`tudui.data.in_memory`.
+augmentation for in-memory datasets lives in :mod:`tudui.data.in_memory`. The evaluation
+geometry is :func:`to_model_input`, written once: folder datasets, the in-memory batches
+and ``predict.py`` all finish images with it, so one image gives one set of logits.
 """
+
+from functools import partial
 
 import torch
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from tudui.input_spec import InputSpec
 
 
-def _to_model_input(spec: InputSpec) -> list[v2.Transform]:
-    steps: list[v2.Transform] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+def to_model_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """Float image(s) in [0, 1], (C, H, W) or (N, C, H, W) -> what the model takes: the
+    shorter side resized to ``resize_size`` (else ``size``), the centre ``size`` x ``size``
+    cropped, then normalized by the spec's mean and std, if it has them."""
+    if images.shape[-2:] != (spec.size, spec.size) or spec.resize_size:
+        images = TF.resize(images, spec.resize_size or spec.size, antialias=True)
+        images = TF.center_crop(images, [spec.size, spec.size])
     if spec.mean is not None:
-        steps.append(v2.Normalize(mean=list(spec.mean), std=list(spec.std)))
-    return steps
+        images = TF.normalize(images, list(spec.mean), list(spec.std))
+    return images
 
 
 def train_transforms(spec: InputSpec) -> v2.Compose:
     """Random crop of random size and aspect, resized to the model's input; random flip."""
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(spec.size, antialias=True),
-            v2.RandomHorizontalFlip(),
-            *_to_model_input(spec),
-        ]
-    )
+    steps: list = [
+        v2.RandomResizedCrop(spec.size, antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+    ]
+    if spec.mean is not None:
+        steps.append(v2.Normalize(mean=list(spec.mean), std=list(spec.std)))
+    return v2.Compose(steps)
 
 
 def eval_transforms(spec: InputSpec) -> v2.Compose:
-    """Shorter side to ``resize_size``, centre crop to the model's input size."""
+    """A uint8 image -> floats in [0, 1] -> :func:`to_model_input`."""
     return v2.Compose(
-        [
-            v2.Resize(spec.resize_size or spec.size, antialias=True),
-            v2.CenterCrop(spec.size),
-            *_to_model_input(spec),
-        ]
+        [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), partial(to_model_input, spec=spec)]
     )

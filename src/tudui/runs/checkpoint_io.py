@@ -10,7 +10,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tudui.checkpoints import CHECKSUM_KEY, weights_checksum
 from tudui.errors import TuduiError
-from tudui.runs.folder import temporary_path
+from tudui.runs.folder import RunFolder, temporary_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -64,8 +64,10 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _what_is_kept(path: Path) -> str:
-    last = path.parent / "last.ckpt"
+    run = RunFolder.of_checkpoint(path)
+    last = run.last_checkpoint if run else path
     if last.is_file():
+
         return (
             "Earlier checkpoints are intact. Free disk space or choose a writable folder, "
             f"then resume with: python train.py ckpt_path={last}"

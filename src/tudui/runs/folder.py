@@ -9,17 +9,24 @@ from pathlib import Path
 
 from tudui.runs.processes import helper_process
 
-# What Hydra and tudui write before a run has produced anything (and the logs, <script>.log):
-# a folder holding only these says nothing a user needs, and is removed when the run fails
-# before training.
-BOOKKEEPING = {".hydra", ".tudui.lock"}
-
 
 @dataclass(frozen=True)
 class RunFolder:
-    """``outputs/runs/<name>/`` (or a sweep job's folder) and the paths inside it."""
+    """``outputs/runs/<name>/`` (or a sweep job's, or an evaluation's folder) and the paths
+    inside it: the only code that spells them."""
 
     root: Path
+
+    @classmethod
+    def at(cls, path: Path) -> "RunFolder":
+        """The run folder ``path`` names: the folder itself or its ``checkpoints/``."""
+        return cls(path.parent) if path.name == cls(path.parent).checkpoints.name else cls(path)
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: Path) -> "RunFolder | None":
+        """The run folder a checkpoint lies in, or ``None`` for a checkpoint from elsewhere."""
+        run = cls(checkpoint.parent.parent)
+        return run if checkpoint.parent == run.checkpoints else None
 
     @property
     def checkpoints(self) -> Path:
@@ -36,28 +43,24 @@ class RunFolder:
         return self.root / "metrics.json"
 
     @property
+    def hydra(self) -> Path:
+        """Hydra's record of the run: config.yaml, hydra.yaml, overrides.yaml."""
+        return self.root / ".hydra"
+
+    @property
     def saved_overrides(self) -> Path:
         """The command-line overrides Hydra saved, replayed by a resume."""
-        return self.root / ".hydra" / "overrides.yaml"
+        return self.hydra / "overrides.yaml"
 
     @property
     def lock(self) -> Path:
         return self.root / ".tudui.lock"
 
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
-
-    @classmethod
-    def of_checkpoint(cls, checkpoint: Path) -> "RunFolder | None":
-        """The run folder a checkpoint lies in, or ``None`` for a checkpoint from elsewhere."""
-        if checkpoint.parent.name != "checkpoints":
-            return None
-        return cls(checkpoint.parent.parent)
-
     def holds_results(self) -> bool:
+        """Whether anything but Hydra's record, the lock and the log (``<script>.log``) is here."""
+        bookkeeping = {self.hydra.name, self.lock.name}
         return self.root.is_dir() and any(
-            p.name not in BOOKKEEPING and p.suffix != ".log" for p in self.root.iterdir()
+            p.name not in bookkeeping and p.suffix != ".log" for p in self.root.iterdir()
         )
 
     def remove_stale_temporaries(self) -> list[Path]:
@@ -71,11 +74,11 @@ class RunFolder:
 
     def discard_if_empty(self) -> bool:
         """Remove the folder if it holds nothing but bookkeeping (a run that failed before
-        training left it); a folder with results is never touched."""
+        training left it), and the parents it was alone in up to the working directory
+        (``outputs/runs/``); a folder with results is never touched."""
         if not self.root.is_dir() or self.holds_results():
             return False
         shutil.rmtree(self.root, ignore_errors=True)
-        # and outputs/runs/ with it, if this run made them: nothing else was in them
         for parent in self.root.resolve().parents:
             if parent == Path.cwd() or not parent.is_relative_to(Path.cwd()):
                 break

@@ -20,12 +20,12 @@ from hydra.errors import HydraException
 
 from tudui.config.check import plain
 from tudui.errors import ConfigError
+from tudui.runs.folder import RunFolder
 from tudui.runs.lightning_private import completed_epochs
 
-LAST_CHECKPOINT_GLOBS = (
-    "outputs/runs/*/checkpoints/last.ckpt",
-    "outputs/multirun/*/*/checkpoints/last.ckpt",
-)
+# Where conf/hydra/default.yaml puts runs and sweep jobs: what ckpt_path=latest searches.
+RUN_FOLDERS = ("outputs/runs/*", "outputs/multirun/*/*")
+
 MAX_OVERRIDES_BYTES = 64 * 1024  # a run's overrides are a few lines; anything larger is not one
 
 
@@ -36,14 +36,16 @@ def _key(override: str) -> str:
 def find_resume_checkpoint(value: str) -> Path:
     """``latest``: the newest ``last.ckpt`` under ``outputs/``; a run folder: its ``last.ckpt``."""
     if value == "latest":
-        found = [p for pattern in LAST_CHECKPOINT_GLOBS for p in Path().glob(pattern)]
+        runs = [RunFolder(p) for pattern in RUN_FOLDERS for p in Path().glob(pattern)]
+        found = [run.last_checkpoint for run in runs if run.last_checkpoint.is_file()]
+
         if not found:
             raise ConfigError("ckpt_path=latest: there is no run with a last.ckpt under outputs/.")
         return max(found, key=lambda p: p.stat().st_mtime).resolve()
     path = Path(value).expanduser().resolve()
-    if path.is_dir():
-        return path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path
-    return path
+    run = RunFolder.at(path)
+    return run.last_checkpoint if path.is_dir() and run.checkpoints.is_dir() else path
+
 
 
 def _plain(value: Any) -> bool:
@@ -117,12 +119,13 @@ def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
         return args
     checkpoint = find_resume_checkpoint(given["ckpt_path"])
     now = [a for a in args if _key(a) != "ckpt_path"] + [f"ckpt_path={checkpoint}"]
-    run = checkpoint.parent.parent
-    saved = run / ".hydra" / "overrides.yaml"
-    if checkpoint.parent.name != "checkpoints" or not saved.is_file():
+    run = RunFolder.of_checkpoint(checkpoint)
+    if run is None or not run.saved_overrides.is_file():
         return now  # a checkpoint from elsewhere: a new run folder, the config given now
-    kept = replayable_overrides(saved, config_keys(config_dir), set(given) | {"ckpt_path"})
-    folder = [] if "hydra.run.dir" in given else [f"hydra.run.dir={run}"]
+    given_now = set(given) | {"ckpt_path"}
+    kept = replayable_overrides(run.saved_overrides, config_keys(config_dir), given_now)
+    folder = [] if "hydra.run.dir" in given else [f"hydra.run.dir={run.root}"]
+
     return [*kept, *now, *folder]
 
 

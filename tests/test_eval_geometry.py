@@ -1,0 +1,50 @@
+"""One evaluation geometry: an image gives the same logits through the in-memory batches,
+a folder dataset and predict.py."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from tudui.checkpoints import TrainedModel
+from tudui.data.image_folder import ImageFolderDataModule
+from tudui.data.in_memory import BatchTransform
+from tudui.input_spec import InputSpec
+from tudui.predict import predict
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [InputSpec(32), InputSpec(48, *IMAGENET, resize_size=56), InputSpec(24, *IMAGENET)],
+    ids=["tutorial", "resize-and-crop", "downscale"],
+)
+def test_an_image_gives_one_set_of_logits_on_every_path(tmp_path, spec):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 2)
+    ).eval()
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    for label in ("a", "b"):
+        (tmp_path / "val" / label).mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / "val" / label / "x.png")  # lossless
+        (tmp_path / "train" / label).mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / "train" / label / "y.png")
+    image = torch.from_numpy(pixels).permute(2, 0, 1)
+
+    in_memory = BatchTransform(spec)(image[None], train=False)
+    folders = ImageFolderDataModule(str(tmp_path), batch_size=1, model_input=spec)
+    folders.setup("fit")
+    from_folder = folders.val_set[0][0][None]
+    with torch.no_grad():
+        logits = [model(x) for x in (in_memory, from_folder)]
+    assert in_memory.shape == (1, 3, spec.size, spec.size)
+    torch.testing.assert_close(logits[0], logits[1], atol=1e-5, rtol=0)
+
+    trained = TrainedModel(model, ["a", "b"], spec, tmp_path / "model.ckpt")
+    (predicted,) = predict(trained, [tmp_path / "val" / "a" / "x.png"], torch.device("cpu"), 2)
+    expected = logits[0].softmax(-1)[0]
+    by_class = dict(predicted.topk)
+    assert [by_class["a"], by_class["b"]] == pytest.approx(expected.tolist(), abs=1e-6)
