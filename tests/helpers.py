@@ -1,7 +1,6 @@
 """Test helpers: tiny datasets in the real on-disk formats, and the scripts run as a user would."""
 
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+
+from tudui.data.cifar10 import write_cifar10_batches
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -29,31 +30,17 @@ def easy_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_fake_cifar10(root: Path, per_batch: int = 20, test: int = 40, seed: int = 0) -> Path:
-    """Write ``cifar-10-batches-py/`` as in the real archive: five training pickles, a test
-    pickle and ``batches.meta``. Only the md5 sums differ from the real files."""
+    """``cifar-10-batches-py/`` as in the real archive, of :func:`easy_images`: five
+    training pickles of ``per_batch`` images, a test pickle and ``batches.meta``. Only the
+    md5 sums differ from the real files."""
     rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
 
-    def dump(name: str, n: int) -> None:
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.arange(n) % 10
         rng.shuffle(labels)
-        batch = {
-            "batch_label": name,
-            "labels": labels.tolist(),
-            "data": easy_images(labels, rng),
-            "filenames": [f"{name}_{i}.png" for i in range(n)],
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f, protocol=2)
+        return easy_images(labels, rng), labels
 
-    for i in range(1, 6):
-        dump(f"data_batch_{i}", per_batch)
-    dump("test_batch", test)
-    meta = {"num_cases_per_batch": per_batch, "label_names": CLASSES, "num_vis": 3072}
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump(meta, f, protocol=2)
-    return root
+    return write_cifar10_batches(root, split(5 * per_batch), split(test), CLASSES)
 
 
 def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 300):
@@ -144,7 +131,9 @@ def make_label_folders(root: Path, counts: dict[str, int], seed: int = 0) -> Pat
     return root
 
 
-def run_entry(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_entry(
+    script: str, *args: str, cwd: Path = REPO, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run an entry script (train.py, eval.py, ...) in this process, as ``python script args``
     from ``cwd`` would: its exit status and what it printed. Much faster than a subprocess
     for runs that stop before training (config errors), since torch is already imported."""
@@ -153,9 +142,13 @@ def run_entry(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
     import runpy
 
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
-    argv, previous = sys.argv, os.getcwd()
+
+    argv, previous, environ = sys.argv, os.getcwd(), dict(os.environ)
     sys.argv = [str(REPO / script), *args]
+    os.environ.update(env or {})
+
     stdout, stderr = io.StringIO(), io.StringIO()
     status: int | str | None = 0
     try:
@@ -167,7 +160,12 @@ def run_entry(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
     finally:
         sys.argv = argv
         os.chdir(previous)
+        os.environ.clear()
+        os.environ.update(environ)
+
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None  # as a new process starts: no run's config
+
     code = status if isinstance(status, int) else (0 if status is None else 1)
     return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 

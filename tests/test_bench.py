@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from .helpers import REPO
 
 ROWS = [
@@ -21,9 +23,10 @@ ROWS = [
 ]
 
 
+@pytest.mark.slow
 def test_benchmark_smoke():
     result = subprocess.run(
-        [sys.executable, "-m", "tudui.bench", "--smoke"],
+        [sys.executable, "-m", "bench", "--smoke"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

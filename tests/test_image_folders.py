@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from tudui.data import image_folder as image_folder_module
+from tudui.data import image_files as image_files_module
 from tudui.data.digits import DigitsDataModule
 from tudui.data.image_folder import ImageFolderDataModule, LabelFolderDataModule
 from tudui.errors import DataError
@@ -79,7 +79,7 @@ def test_images_are_decoded_once_and_cached(tmp_path, monkeypatch):
     def no_decoding(path):
         raise AssertionError(f"{path} decoded again")
 
-    monkeypatch.setattr(image_folder_module, "read_image", no_decoding)
+    monkeypatch.setattr(image_files_module, "read_image", no_decoding)
     for _ in range(2):  # two epochs
         assert sum(len(labels) for _, labels in dm.train_dataloader()) == 6
 

@@ -16,7 +16,14 @@ from tudui.data.images import read_image
 from tudui.data.transforms import eval_transforms
 from tudui.train import train
 
-from .helpers import IMAGE_KINDS, REPO, compose_config, make_class_folders, run_script, write_image
+from .helpers import (
+    IMAGE_KINDS,
+    REPO,
+    compose_config,
+    make_class_folders,
+    run_entry,
+    write_image,
+)
 from .test_train import event_tags
 
 
@@ -56,7 +63,7 @@ def images(tmp_path):
 
 def test_one_image_prints_the_argmax_class(run_dir, images):
     image = images / "kind0_RGB.jpg"
-    result = run_script("predict.py", f"ckpt={run_dir}", f"img={image}")
+    result = run_entry("predict.py", f"ckpt={run_dir}", f"img={image}")
     assert result.returncode == 0, result.stderr
     trained = load_trained_model(run_dir)
     logits = trained.model(eval_transforms(trained.input_spec)(read_image(image))[None])
@@ -67,7 +74,7 @@ def test_one_image_prints_the_argmax_class(run_dir, images):
 
 
 def test_every_kind_of_image_in_a_folder(run_dir, images):
-    result = run_script("predict.py", f"ckpt={run_dir}", f"img={images}", "topk=1")
+    result = run_entry("predict.py", f"ckpt={run_dir}", f"img={images}", "topk=1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == len(IMAGE_KINDS) + 2
@@ -77,7 +84,7 @@ def test_every_kind_of_image_in_a_folder(run_dir, images):
 def test_a_corrupt_file_is_reported_and_the_others_predicted(run_dir, images, tmp_path):
     (images / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
     output = tmp_path / "preds.csv"
-    result = run_script("predict.py", f"ckpt={run_dir}", f"img={images}", f"output={output}")
+    result = run_entry("predict.py", f"ckpt={run_dir}", f"img={images}", f"output={output}")
     assert result.returncode == 1
     assert f"{images / 'broken.jpg'}: error:" in result.stderr
     assert "Traceback" not in result.stderr
@@ -91,7 +98,7 @@ def test_a_corrupt_file_is_reported_and_the_others_predicted(run_dir, images, tm
 
 def test_glob_and_json_output(run_dir, images, tmp_path):
     output = tmp_path / "preds.json"
-    result = run_script(
+    result = run_entry(
         "predict.py", f"ckpt={run_dir}", f"img={images}/*.png", f"output={output}", "device=cpu"
     )
     assert result.returncode == 0, result.stderr
@@ -112,13 +119,13 @@ def test_tutorial_state_dict(run_dir, images, tmp_path):
     pth = tmp_path / "tudui_0.pth"
     torch.save(trained.model.state_dict(), pth)  # the tutorial's recommended way to save
     image = images / "kind0_RGB.jpg"
-    with_checkpoint = run_script("predict.py", f"ckpt={run_dir}", f"img={image}")
-    result = run_script(
+    with_checkpoint = run_entry("predict.py", f"ckpt={run_dir}", f"img={image}")
+    result = run_entry(
         "predict.py", f"ckpt={pth}", "model=tudui_cnn", "classes=[ants,bees]", f"img={image}"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == with_checkpoint.stdout  # same weights, same 32 px input
-    unnamed = run_script("predict.py", f"ckpt={pth}", f"img={image}")
+    unnamed = run_entry("predict.py", f"ckpt={pth}", f"img={image}")
     assert unnamed.returncode == 1 and "plain state_dict" in unnamed.stderr
 
 
@@ -131,13 +138,13 @@ def test_a_checkpoint_that_runs_code_is_refused(images, tmp_path):
 
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": Payload()}, evil)
-    result = run_script("predict.py", f"ckpt={evil}", f"img={images}")
+    result = run_entry("predict.py", f"ckpt={evil}", f"img={images}")
     assert result.returncode == 1
     assert "Refused to load" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()
     raw = tmp_path / "raw.pth"  # a bare pickle, not even a torch file
     raw.write_bytes(pickle.dumps(Payload()))
-    result = run_script("predict.py", f"ckpt={raw}", f"img={images}")
+    result = run_entry("predict.py", f"ckpt={raw}", f"img={images}")
     assert result.returncode == 1 and not marker.exists()
 
 
@@ -154,7 +161,7 @@ def test_a_checkpoint_that_runs_code_is_refused(images, tmp_path):
     ],
 )
 def test_bad_checkpoints_give_one_line(images, tmp_path, make, message):
-    result = run_script("predict.py", f"ckpt={make(tmp_path)}", f"img={images}")
+    result = run_entry("predict.py", f"ckpt={make(tmp_path)}", f"img={images}")
     assert result.returncode == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -171,17 +178,17 @@ def save(path, obj):
 
 
 def test_missing_and_corrupt_single_image(run_dir, tmp_path):
-    missing = run_script("predict.py", f"ckpt={run_dir}", f"img={tmp_path / 'nope.jpg'}")
+    missing = run_entry("predict.py", f"ckpt={run_dir}", f"img={tmp_path / 'nope.jpg'}")
     assert missing.returncode == 1 and "No image found" in missing.stderr
     corrupt = write_bytes(tmp_path / "c.png", b"\x89PNG nope")
-    result = run_script("predict.py", f"ckpt={run_dir}", f"img={corrupt}")
+    result = run_entry("predict.py", f"ckpt={run_dir}", f"img={corrupt}")
     assert result.returncode == 1
     assert result.stderr.strip().startswith(f"{corrupt}: error:")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_key_is_one_clear_line(run_dir, images):
-    result = run_script("predict.py", f"ckpt={run_dir}", f"img={images}", "top_k=2")
+    result = run_entry("predict.py", f"ckpt={run_dir}", f"img={images}", "top_k=2")
     assert result.returncode == 1
     assert "top_k" in result.stderr and "--help" in result.stderr
 
@@ -203,7 +210,7 @@ def test_light_import_path_and_no_output_folder(run_dir, images, tmp_path):
 def test_evaluate_a_checkpoint(run_dir, tmp_path):
     data_root = run_dir.parent / "data"
     out = tmp_path / "eval"
-    result = run_script(
+    result = run_entry(
         "train.py",
         "train=false",
         f"ckpt_path={run_dir}",
@@ -224,7 +231,7 @@ def test_evaluate_a_checkpoint(run_dir, tmp_path):
 
 def test_evaluate_refuses_other_classes(run_dir, tmp_path):
     other = make_class_folders(tmp_path / "other", {"cats": 3, "dogs": 3})
-    result = run_script(
+    result = run_entry(
         "train.py", "train=false", f"ckpt_path={run_dir}", "data=image_folder",
         f"data.root={other}", f"hydra.run.dir={tmp_path / 'eval'}",
     )  # fmt: skip

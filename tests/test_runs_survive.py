@@ -22,6 +22,7 @@ from tudui.train import train
 from .helpers import (
     REPO,
     compose_config,
+    run_entry,
     run_script,
     start_script,
     wait_for,
@@ -56,6 +57,7 @@ def weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_resume_after_an_epoch_equals_an_uninterrupted_run(tmp_path):
     data = write_fake_cifar10(tmp_path / "data", per_batch=40)
     common = [f"data.data_dir={data}", *TINY]
@@ -83,7 +85,9 @@ def test_resume_after_an_epoch_equals_an_uninterrupted_run(tmp_path):
     assert sorted(steps) == sorted(set(steps)) == train_loss_steps(whole)  # none twice, none lost
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "signum", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM]
+)
 def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     data = write_fake_cifar10(tmp_path / "data", per_batch=200)  # ~60 steps an epoch
     run_dir = tmp_path / "run"
@@ -112,6 +116,7 @@ def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     assert torch.load(last, weights_only=True)["global_step"] > saved["global_step"]
 
 
+@pytest.mark.slow
 def test_kill_9_during_checkpointing_never_corrupts_last_ckpt(tmp_path):
     data = write_fake_cifar10(tmp_path / "data", per_batch=10)  # a checkpoint every few steps
     rng = random.Random(0)
@@ -159,7 +164,7 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     data = write_fake_cifar10(tmp_path / "data", per_batch=40)
     run_dir = tmp_path / "run"
     # Epoch 0 at lr 0.01 is fine; the step schedule then multiplies it by 1e6.
-    result = run_script(
+    result = run_entry(
         "train.py", f"data.data_dir={data}", *TINY, "trainer.max_epochs=5", "scheduler=step",
         "scheduler.step_size=1", "scheduler.gamma=1e6", f"hydra.run.dir={run_dir}",
     )  # fmt: skip
@@ -173,7 +178,7 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_nan_loss_names_the_step(tmp_path):
     data = write_fake_cifar10(tmp_path / "data", per_batch=40)
-    result = run_script(
+    result = run_entry(
         "train.py", f"data.data_dir={data}", *TINY, "optim.lr=1e12", f"hydra.run.dir={tmp_path}/r"
     )
     assert result.returncode == 1

@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .helpers import REPO, run_script, start_script, wait_for, write_fake_cifar10
+from .helpers import REPO, run_entry, run_script, start_script, wait_for, write_fake_cifar10
 
 TINY = [
     "data.check_integrity=false",
@@ -52,7 +53,7 @@ def test_joblib_sweep_runs_jobs_in_parallel_and_summarizes(tmp_path):
 def test_hparams_tab_holds_the_results(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")
     run_dir = tmp_path / "run"
-    result = run_script("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
+    result = run_entry("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     contents = {}
     for events_file in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
@@ -69,7 +70,7 @@ def test_hparams_tab_holds_the_results(tmp_path):
 def test_optuna_search(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")
     sweep = tmp_path / "search"
-    result = run_script(
+    result = run_entry(
         "train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
         f"data.data_dir={data}", *TINY, f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
@@ -103,7 +104,7 @@ def test_ddp_on_two_cpu_processes_writes_one_set_of_outputs(tmp_path):
 def test_ddp_inside_a_sweep_is_refused(tmp_path):
     sweep = tmp_path / "sweep"
     data = write_fake_cifar10(tmp_path / "data")
-    result = run_script(
+    result = run_entry(
         "train.py", "-m", "optim.lr=1e-2,1e-3", f"data.data_dir={data}", *TINY,
         "trainer.devices=2", "trainer.strategy=ddp", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
@@ -124,19 +125,19 @@ def test_a_folder_in_use_is_refused(tmp_path):
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip
     wait_for(run_dir / "checkpoints", first)
-    second = run_script("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
+    second = run_entry("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
     first.kill()
     first.communicate()
     assert second.returncode == 1
     assert f"{run_dir} belongs to another run that is still going" in second.stderr
     # The first run died without cleaning up: its folder can be taken over (resumed).
     done = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
-    again = run_script("train.py", f"ckpt_path={run_dir}", f"trainer.max_epochs={done + 1}")
+    again = run_entry("train.py", f"ckpt_path={run_dir}", f"trainer.max_epochs={done + 1}")
     assert again.returncode == 0, again.stderr[-2000:]
 
 
 def test_slurm_launcher_config_composes():
-    result = run_script("train.py", "hydra/launcher=submitit_slurm", "--cfg", "hydra")
+    result = run_entry("train.py", "hydra/launcher=submitit_slurm", "--cfg", "hydra")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hydra_plugins.hydra_submitit_launcher" in result.stdout
     assert "submitit_folder: ${hydra.sweep.dir}/.submitit/%j" in result.stdout
@@ -144,7 +145,7 @@ def test_slurm_launcher_config_composes():
 
 def test_a_sweep_whose_every_job_failed_exits_non_zero(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_script(
+    result = run_entry(
         "train.py", "-m", "data=image_folder", f"data.root={tmp_path}/a,{tmp_path}/b",
         "trainer=cpu", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
@@ -153,6 +154,7 @@ def test_a_sweep_whose_every_job_failed_exits_non_zero(tmp_path):
     assert [r["status"] for r in summary_rows(sweep)] == ["failed", "failed"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_parallel_sweep_and_summarizes_it(tmp_path):
     """Ctrl-C reaches the whole process group, as from a terminal: every job saves where it
     is, the workers end, what finished is summarized, and the status is 130."""
@@ -189,6 +191,7 @@ def group_alive(group: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_ddp_helpers_die_with_the_run(tmp_path):
     """kill -9 of the first DDP process: the others must not wait for it, holding memory."""
     data = write_fake_cifar10(tmp_path / "data", per_batch=200)

@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tudui.train import train
 
-from .helpers import compose_config, run_script, start_script, write_fake_cifar10
+from .helpers import compose_config, run_entry, run_script, start_script, write_fake_cifar10
 
 TINY = ["data.check_integrity=false", "data.val_split=20", "data.batch_size=16", "trainer=cpu"]
 TAGS = {"train/loss", "val/loss", "val/acc", "test/acc", "lr-SGD"}
@@ -48,7 +49,7 @@ def test_one_epoch_checkpoints_and_logs(fake_cifar, tmp_path):
 
 def test_multirun_gives_each_job_its_own_run(fake_cifar, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = run_script(
+    result = run_entry(
         "train.py",
         "-m",
         "optim.lr=1e-2,1e-3",
@@ -70,6 +71,7 @@ def test_multirun_gives_each_job_its_own_run(fake_cifar, tmp_path):
     assert lrs == [1e-2, 1e-3]
 
 
+@pytest.mark.slow
 def test_sweeps_started_together_get_their_own_folders(fake_cifar, tmp_path):
     args = ["-m", f"data.data_dir={fake_cifar}", *TINY, "trainer.max_epochs=1"]
     sweeps = [start_script("train.py", *args, cwd=tmp_path) for _ in range(2)]
@@ -103,7 +105,7 @@ def test_offline_error_is_one_clear_message(tmp_path):
     proxy = "http://127.0.0.1:9"
     env = {"https_proxy": proxy, "http_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": ""}
     data_dir = tmp_path / "nothing_here"
-    result = run_script(
+    result = run_entry(
         "train.py",
         f"data.data_dir={data_dir}",
         "trainer=debug",
@@ -118,10 +120,10 @@ def test_offline_error_is_one_clear_message(tmp_path):
 
 
 def test_help_and_cfg_job():
-    help_text = run_script("train.py", "--help")
+    help_text = run_entry("train.py", "--help")
     assert help_text.returncode == 0
     assert "model: tudui_cnn" in help_text.stdout and "optim: adam, adamw, sgd" in help_text.stdout
-    job = run_script("train.py", "--cfg", "job", "optim=adam")
+    job = run_entry("train.py", "--cfg", "job", "optim=adam")
     assert job.returncode == 0
     assert (
         "name: adam" in job.stdout

@@ -2,16 +2,17 @@
 
 import re
 
+import pytest
 import torch
 
-from .helpers import make_class_folders, make_label_folders, run_script
+from .helpers import make_class_folders, make_label_folders, run_entry
 from .test_train import event_tags
 
 FAST = ["trainer=cpu", "trainer.max_epochs=1", "trainer.log_every_n_steps=1", "data.batch_size=4"]
 
 
 def train_ok(run_dir, *args):
-    result = run_script("train.py", *args, *FAST, f"hydra.run.dir={run_dir}")
+    result = run_entry("train.py", *args, *FAST, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     tags = event_tags(run_dir)
@@ -50,7 +51,7 @@ def test_digits(tmp_path):
 def test_bad_data_stops_before_training_with_one_message(tmp_path):
     root = make_class_folders(tmp_path / "mine", {"cat": 4, "dog": 4})
     (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
-    result = run_script(
+    result = run_entry(
         "train.py", "data=image_folder", f"data.root={root}", *FAST, f"hydra.run.dir={tmp_path}/r"
     )
     assert result.returncode == 1
@@ -59,9 +60,10 @@ def test_bad_data_stops_before_training_with_one_message(tmp_path):
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_digits_quick_start_learns(tmp_path):
     """The README's offline quick start: over 90% test accuracy."""
-    result = run_script("train.py", "experiment=digits", f"hydra.run.dir={tmp_path}")
+    result = run_entry("train.py", "experiment=digits", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     test_acc = float(re.search(r"test/acc (\d\.\d+)", result.stdout + result.stderr).group(1))
     assert test_acc > 0.9, test_acc

@@ -99,6 +99,7 @@ def test_missing_weights_name_the_cache_folder_and_file(tmp_path, monkeypatch):
     assert "model.pretrained=false" in message
 
 
+@pytest.mark.slow
 def test_train_pretrained_frozen_vgg16_end_to_end(torch_home, tmp_path):
     home, state = torch_home
     root = make_class_folders(tmp_path / "images", {"ants": 4, "bees": 4})

@@ -43,6 +43,34 @@ def _read_pickle(path: Path) -> dict:
         ) from None
 
 
+def write_cifar10_batches(
+    root: Path,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    classes: list[str],
+) -> Path:
+    """Write images in the archive's own format, ``root/cifar-10-batches-py/``: five
+    training pickles, a test pickle and ``batches.meta``. Images are (N, 3072) uint8 rows
+    (the R, G and B planes of 32x32 each), labels (N,) integers. Made for the tests and
+    the benchmark; a copy written this way has other md5 sums than the official files, so
+    it is read with ``data.check_integrity=false``."""
+    folder = root / CIFAR10.base_folder
+    folder.mkdir(parents=True)
+
+    def dump(name: str, images: np.ndarray, labels: np.ndarray) -> None:
+        batch = {"batch_label": name, "labels": [int(x) for x in labels], "data": images}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+
+    parts = np.array_split(np.arange(len(train[0])), len(CIFAR10.train_list))
+    for (name, _), part in zip(CIFAR10.train_list, parts, strict=True):
+        dump(name, train[0][part], train[1][part])
+    dump(CIFAR10.test_list[0][0], *test)
+    with open(folder / CIFAR10.meta["filename"], "wb") as f:
+        pickle.dump({"label_names": list(classes), "num_vis": 3072}, f, protocol=2)
+    return root
+
+
 class CIFAR10DataModule(InMemoryDataModule):
     """CIFAR-10 from torchvision's archive, with a seeded validation split.
 

@@ -3,61 +3,23 @@
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from tudui.config.types import NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveInt
 from tudui.data import transforms as presets
 from tudui.data.base import ImageDataModule
 from tudui.data.folders import Sample, class_folder_samples, label_file_samples, list_paths
-from tudui.data.images import BadImage, read_image
+from tudui.data.image_files import ImageFiles, decode_images
 from tudui.errors import DataError
 
 log = logging.getLogger(__name__)
-
-
-class ImageFiles(Dataset):
-    """``(path, label)`` pairs; an image comes from the cache when it is there, else from disk."""
-
-    def __init__(
-        self,
-        samples: list[tuple[Path, int]],
-        cache: list[torch.Tensor | None],
-        transform: Callable[[torch.Tensor], torch.Tensor],
-    ) -> None:
-        self.samples = samples
-        self.cache = cache
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.samples[index]
-        image = self.cache[index]
-        if image is None:  # past the cache's budget: read again, as it was at the start
-            try:
-                image = read_image(path)
-            except BadImage as err:
-                raise DataError(
-                    f"{err}. It could be read when the run started and has changed since; "
-                    "restore it, or remove it and start the run again."
-                ) from None
-        return self.transform(image), label
-
-
-def _read_or_error(path: Path) -> torch.Tensor | BadImage:
-    try:
-        return read_image(path)
-    except BadImage as err:
-        return err
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -172,27 +134,6 @@ class ImageFolderDataModule(ImageDataModule):
                 f"validation, class by class ({err}). Add a val/ folder or more images."
             ) from None
 
-    def _decode(self, paths: list[Path]) -> tuple[dict[Path, torch.Tensor | None], list[BadImage]]:
-        """Decode every image once: the check that all are readable, and the cache.
-
-        Returns the readable images (``None`` for those past the cache budget) and the errors.
-        """
-        readable: dict[Path, torch.Tensor | None] = {}
-        bad: list[BadImage] = []
-        used = 0
-        with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes without the GIL
-            for path, image in zip(paths, pool.map(_read_or_error, paths), strict=True):
-                if isinstance(image, BadImage):
-                    bad.append(image)
-                    continue
-                if used + image.numel() <= self.cache_bytes:
-                    used += image.numel()
-                    readable[path] = image
-                else:
-                    readable[path] = None
-        log.info("decoded %d images, %.1f MB kept in memory", len(paths), used / 2**20)
-        return readable, bad
-
     def _dataset(
         self,
         samples: list[Sample],
@@ -220,7 +161,7 @@ class ImageFolderDataModule(ImageDataModule):
             log.info("no %s: the validation images are the test set", self.root / "test")
             splits["test"] = splits["val"]
         paths = sorted({path for samples in splits.values() for path, _ in samples})
-        readable, bad = self._decode(paths)
+        readable, bad = decode_images(paths, self.cache_bytes)
         if bad and not self.skip_bad_files:
             raise DataError(
                 f"{len(bad)} image files cannot be read: {'; '.join(map(str, bad))}. Replace "

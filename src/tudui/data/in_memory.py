@@ -96,7 +96,6 @@ class BatchTransform:
         return to_model_input(images.float().div_(255), self.spec)
 
 
-
 class InMemoryDataModule(ImageDataModule):
     """A dataset small enough to hold as uint8 tensors: subclasses load it in ``setup()``
     into ``classes``, ``train_set``, ``val_set`` and ``test_set`` (:class:`InMemoryImages`).

@@ -67,7 +67,6 @@ def _what_is_kept(path: Path) -> str:
     run = RunFolder.of_checkpoint(path)
     last = run.last_checkpoint if run else path
     if last.is_file():
-
         return (
             "Earlier checkpoints are intact. Free disk space or choose a writable folder, "
             f"then resume with: python train.py ckpt_path={last}"

@@ -47,7 +47,6 @@ def find_resume_checkpoint(value: str) -> Path:
     return run.last_checkpoint if path.is_dir() and run.checkpoints.is_dir() else path
 
 
-
 def _plain(value: Any) -> bool:
     if isinstance(value, list):
         return all(_plain(item) for item in value)

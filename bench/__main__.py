@@ -1,8 +1,8 @@
 """Training speed of tudui against the compute floor and the tutorial's own loop.
 
-    python -m tudui.bench                  # the full table on the CPU (a few minutes)
-    python -m tudui.bench --device cuda    # the same on a GPU
-    python -m tudui.bench --smoke          # tiny sizes: checks that every row runs
+    python -m bench                  # the full table on the CPU (a few minutes)
+    python -m bench --device cuda    # the same on a GPU
+    python -m bench --smoke          # tiny sizes: checks that every row runs
 
 Rows: (a) the compute floor, TuduiCNN forward + backward + SGD step on one pre-made batch
 of 64 in a bare loop, in the faster memory layout; (b) the tutorial's loop (section 19):
@@ -17,7 +17,6 @@ torchvision's own reader, so they are never read from a place others can write t
 import argparse
 import json
 import os
-import pickle
 import platform
 import shutil
 import subprocess
@@ -25,9 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from PIL import Image
@@ -36,9 +33,11 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
+from bench.timing import WindowTimer, sync
+from tudui.data.cifar10 import write_cifar10_batches
 from tudui.models import TuduiCNN
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 # Each training row reports its fastest of this many equal windows of steps: on a shared
 # machine the slowest windows measure the neighbours, not the code.
 WINDOWS = 3
@@ -47,24 +46,12 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 def write_cifar(root: Path, train_images: int, test_images: int) -> Path:
     """Random images in ``cifar-10-batches-py/``'s real format (five pickles, test, meta)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
 
-    def dump(name: str, n: int) -> None:
-        batch = {
-            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            "labels": rng.integers(0, 10, n).tolist(),
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f, protocol=2)
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.integers(0, 256, (n, 3072), dtype=np.uint8), rng.integers(0, 10, n)
 
-    for i in range(1, 6):
-        dump(f"data_batch_{i}", train_images // 5)
-    dump("test_batch", test_images)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": CLASSES}, f, protocol=2)
-    return root
+    return write_cifar10_batches(root, split(train_images), split(test_images), CLASSES)
 
 
 class _TutorialCIFAR10(CIFAR10):
@@ -77,11 +64,6 @@ class _TutorialCIFAR10(CIFAR10):
     def _load_meta(self) -> None:
         self.classes = CLASSES
         self.class_to_idx = {name: i for i, name in enumerate(CLASSES)}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _bare_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer) -> None:
@@ -106,11 +88,11 @@ def compute_floor(device: torch.device, steps: int) -> tuple[float, str]:
             _bare_step(model, images, labels, optimizer)
         best = results[layout]
         for _ in range(WINDOWS):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             for _ in range(steps // WINDOWS):
                 _bare_step(model, images, labels, optimizer)
-            _sync(device)
+            sync(device)
             best = max(best, (steps // WINDOWS) * 64 / (time.perf_counter() - start))
         results[layout] = best
     fastest = max(results, key=results.get)
@@ -126,68 +108,18 @@ def tutorial_loop(data_dir: Path, device: torch.device, steps: int) -> float:
     model = TuduiCNN(10).to(device)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    window, timer = steps // WINDOWS, _WindowTimer()
+    window, timer = steps // WINDOWS, WindowTimer()
     for i, (imgs, targets) in enumerate(loader):
         imgs, targets = imgs.to(device), targets.to(device)
         loss = loss_fn(model(imgs), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        _sync(device)
+        sync(device)
         timer.batch_done(i, len(imgs), warmup=10, window=window)
         if i == 10 + WINDOWS * window - 1:
             break
     return timer.best
-
-
-class _WindowTimer:
-    """Images per second over consecutive windows of batches after a warm-up; keeps the best."""
-
-    def __init__(self) -> None:
-        self.best = 0.0
-        self.start = 0.0
-        self.images = 0
-
-    def batch_done(self, index: int, images: int, warmup: int, window: int) -> None:
-        if index < warmup - 1:
-            return
-        if index >= warmup:
-            self.images += images
-        if index == warmup - 1 or (index - warmup + 1) % window == 0:
-            now = time.perf_counter()
-            if self.images:
-                self.best = max(self.best, self.images / (now - self.start))
-            self.start, self.images = now, 0
-
-
-class Throughput(L.Callback):
-    """Times training batches in windows after a warm-up, and the test; writes a JSON file."""
-
-    def __init__(self, path: str, window: int = 100) -> None:
-        self.path = Path(path)
-        self.window = window
-        self.train = _WindowTimer()
-        self.test_images = 0
-        self.test_start = 0.0
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        _sync(pl_module.device)
-        self.train.batch_done(batch_idx, len(batch[1]), warmup=10, window=self.window)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self.test_start = time.perf_counter()
-
-    def on_test_batch_end(
-        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *args: Any
-    ) -> None:
-        self.test_images += len(batch[1])
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        _sync(pl_module.device)
-        test = self.test_images / (time.perf_counter() - self.test_start)
-        self.path.write_text(json.dumps({"train": self.train.best, "test": test}))
 
 
 def run_train_py(
@@ -200,7 +132,7 @@ def run_train_py(
         f"data.data_dir={data_dir}", "data.check_integrity=false", "data.val_split=5000",
         "trainer.max_epochs=1", f"trainer.limit_train_batches={steps + 10}",
         f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "trainer.devices=1",
-        "+callbacks.throughput._target_=tudui.bench.Throughput",
+        "+callbacks.throughput._target_=bench.timing.Throughput",
         f"+callbacks.throughput.path={out / 'throughput.json'}",
         f"+callbacks.throughput.window={max(1, steps // WINDOWS)}",
         f"hydra.run.dir={out}", *overrides,

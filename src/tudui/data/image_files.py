@@ -1,0 +1,83 @@
+"""Images of a folder dataset: decoded once, kept in memory up to a budget, read again past it."""
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from tudui.data.images import BadImage, read_image
+from tudui.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+class ImageFiles(Dataset):
+    """``(path, label)`` pairs; an image comes from the cache when it is there, else from disk."""
+
+    def __init__(
+        self,
+        samples: list[tuple[Path, int]],
+        cache: list[torch.Tensor | None],
+        transform: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        self.samples = samples
+        self.cache = cache
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        image = self.cache[index]
+        if image is None:  # past the cache's budget: read again, as it was at the start
+            try:
+                image = read_image(path)
+            except BadImage as err:
+                raise DataError(
+                    f"{err}. It could be read when the run started and has changed since; "
+                    "restore it, or remove it and start the run again."
+                ) from None
+        return self.transform(image), label
+
+
+def _read_or_error(path: Path) -> torch.Tensor | BadImage:
+    try:
+        return read_image(path)
+    except BadImage as err:
+        return err
+
+
+def _read_or_error(path: Path) -> torch.Tensor | BadImage:
+    try:
+        return read_image(path)
+    except BadImage as err:
+        return err
+
+
+def decode_images(
+    paths: list[Path], cache_bytes: int
+) -> tuple[dict[Path, torch.Tensor | None], list[BadImage]]:
+    """Decode every image once: the check that all are readable, and the cache.
+
+    Returns the readable images (``None`` for those past ``cache_bytes``) and the errors.
+    """
+    readable: dict[Path, torch.Tensor | None] = {}
+    bad: list[BadImage] = []
+    used = 0
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes without the GIL
+        for path, image in zip(paths, pool.map(_read_or_error, paths), strict=True):
+            if isinstance(image, BadImage):
+                bad.append(image)
+                continue
+            if used + image.numel() <= cache_bytes:
+                used += image.numel()
+                readable[path] = image
+            else:
+                readable[path] = None
+    log.info("decoded %d images, %.1f MB kept in memory", len(paths), used / 2**20)
+    return readable, bad
