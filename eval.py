@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from tudui.config.hydra import run_hydra_main
-from tudui.errors import exit_on_user_error
+from tudui.errors import exit_on_user_error, import_quietly
 from tudui.runs.job import run_job
 
 CONFIG_DIR = Path(__file__).parent / "conf"
@@ -20,11 +20,13 @@ CONFIG_DIR = Path(__file__).parent / "conf"
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    from tudui.evaluate import evaluate  # torch and Lightning: only once a run starts
+    from tudui.evaluate import evaluate  # imported first by import_quietly, below
 
     return run_job(evaluate, cfg)
 
 
 if __name__ == "__main__":
+    import_quietly("tudui.evaluate")  # before anything is written
+
     with exit_on_user_error():
         run_hydra_main(main)

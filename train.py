@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 from tudui.config.hydra import run_hydra_main
-from tudui.errors import exit_on_user_error
+from tudui.errors import exit_on_user_error, import_quietly
 from tudui.runs.job import run_job
 from tudui.runs.processes import exit_with_parent
 from tudui.runs.resume import resume_overrides
@@ -27,7 +27,7 @@ log = logging.getLogger("tudui")
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from tudui.train import train  # torch and Lightning: only once a run starts
+    from tudui.train import train  # imported first by import_quietly, below
 
     if not cfg.train:
         return run_job(_evaluate_instead, cfg)
@@ -44,7 +44,9 @@ def _evaluate_instead(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    import_quietly("tudui.train", "tudui.evaluate")  # before anything is written
     exit_with_parent()  # a DDP helper process ends with the run that started it
+
     with exit_on_user_error():
         sys.argv[1:] = resume_overrides(sys.argv[1:], CONFIG_DIR)
         run_hydra_main(main)

@@ -146,6 +146,8 @@ def run_entry(
 
 
     argv, previous, environ = sys.argv, os.getcwd(), dict(os.environ)
+    handler = signal.getsignal(signal.SIGINT)
+
     sys.argv = [str(REPO / script), *args]
     os.environ.update(env or {})
 
@@ -162,6 +164,8 @@ def run_entry(
         os.chdir(previous)
         os.environ.clear()
         os.environ.update(environ)
+        signal.signal(signal.SIGINT, handler)
+
 
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None  # as a new process starts: no run's config

@@ -1,5 +1,8 @@
 """Errors meant for the user: entry points print their message alone, without a traceback."""
 
+import importlib
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,17 +30,37 @@ class TrainingInterrupted(TuduiError):
         self.exit_code = 128 + signum  # what a shell reports for a process killed by signum
 
 
+def import_quietly(*modules: str) -> None:
+    """The entry scripts' first step: import the heavy libraries of their task while a
+    Ctrl-C ends the program at once with status 130 and one line. Raised inside the import
+    of a C++ extension (torch's, matplotlib's), a KeyboardInterrupt would abort the process
+    or leave a half-imported module behind; and nothing has been written yet to clean up."""
+
+    def exit_now(signum: int, frame: object) -> None:
+        os.write(sys.stderr.fileno(), b"error: interrupted (Ctrl-C)\n")
+        os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, exit_now)
+    for module in modules:
+        importlib.import_module(module)
+    signal.signal(signal.SIGINT, previous)
+
+
+
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
-    """Turn a :class:`TuduiError` into its message on stderr and its exit status."""
+    """Turn a :class:`TuduiError` into its message on stderr and its exit status, and a
+    Ctrl-C outside training (which saves and says so itself) into status 130."""
     try:
         yield
     except TuduiError as err:
         print(f"error: {_own_words(err)}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:  # Ctrl-C outside training (which saves and says so itself)
+    except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         raise SystemExit(130) from None
+
+
 
 
 def _own_words(err: TuduiError) -> str:

@@ -7,8 +7,8 @@ YAML files in ``conf/optim`` and ``conf/scheduler`` set tudui's choices.
 """
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -19,65 +19,71 @@ Interval = Literal["epoch", "step"]  # how often Lightning steps the schedule
 
 
 @dataclass
-class SGD:
+class _Optimizer:
+    torch_class: ClassVar[type[torch.optim.Optimizer]]
+
+    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        return self.torch_class(params, **asdict(self))
+
+
+@dataclass
+class SGD(_Optimizer):
     """Stochastic gradient descent, the tutorial's optimizer."""
 
+    torch_class = torch.optim.SGD
     lr: PositiveFloat
     momentum: Fraction = 0.0
     dampening: Fraction = 0.0
     weight_decay: NonNegativeFloat = 0.0
     nesterov: bool = False
 
-    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
-        return torch.optim.SGD(params, **asdict(self))
-
 
 @dataclass
-class Adam:
+class Adam(_Optimizer):
+    torch_class = torch.optim.Adam
     lr: PositiveFloat
     betas: tuple[Fraction, Fraction] = (0.9, 0.999)
     eps: PositiveFloat = 1e-8
     weight_decay: NonNegativeFloat = 0.0
     amsgrad: bool = False
 
-    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, **asdict(self))
-
 
 @dataclass
 class AdamW(Adam):
     """Adam with decoupled weight decay."""
 
+    torch_class = torch.optim.AdamW
     weight_decay: NonNegativeFloat = 1e-2
 
-    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(params, **asdict(self))
+
+@dataclass
+class _Schedule:
+    torch_class: ClassVar[type[torch.optim.lr_scheduler.LRScheduler]]
+    interval: Interval = field(default="epoch", kw_only=True)
+
+    def build(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """Lightning's lr-scheduler config: the schedule and how often it steps."""
+        args = asdict(self)
+        interval = args.pop("interval")
+        return {"scheduler": self.torch_class(optimizer, **args), "interval": interval}
 
 
 @dataclass
-class CosineAnnealingLR:
+class CosineAnnealingLR(_Schedule):
     """Cosine decay from the optimizer's lr to ``eta_min`` over ``T_max`` intervals."""
 
+    torch_class = torch.optim.lr_scheduler.CosineAnnealingLR
     T_max: PositiveInt
     eta_min: NonNegativeFloat = 0.0
-    interval: Interval = "epoch"
-
-    def build(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.T_max, self.eta_min)
-        return {"scheduler": schedule, "interval": self.interval}
 
 
 @dataclass
-class StepLR:
+class StepLR(_Schedule):
     """Multiply the lr by ``gamma`` every ``step_size`` intervals."""
 
+    torch_class = torch.optim.lr_scheduler.StepLR
     step_size: PositiveInt
     gamma: PositiveFloat = 0.1
-    interval: Interval = "epoch"
-
-    def build(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        schedule = torch.optim.lr_scheduler.StepLR(optimizer, self.step_size, self.gamma)
-        return {"scheduler": schedule, "interval": self.interval}
 
 
 OPTIMIZERS: dict[str, type] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
