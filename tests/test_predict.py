@@ -237,3 +237,37 @@ def test_evaluate_refuses_other_classes(run_dir, tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert "trained on classes ['ants', 'bees']" in result.stderr
+
+
+def test_eval_py_evaluates_a_checkpoint(run_dir, tmp_path):
+    out = tmp_path / "eval"
+    result = run_entry(
+        "eval.py", f"ckpt={run_dir}", "data=image_folder", f"data.root={run_dir.parent / 'data'}",
+        "trainer=cpu", f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "per_class_accuracy.txt").read_text().splitlines()[-1].split()[0] == "all"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["test_acc"] <= 1 and metrics["checkpoint"].endswith(".ckpt")
+    assert not (out / "checkpoints").exists()
+
+
+def test_train_false_still_evaluates_with_a_notice(run_dir, tmp_path):
+    out = tmp_path / "eval"
+    result = run_entry(
+        "train.py", "train=false", f"ckpt_path={run_dir}", "data=image_folder",
+        f"data.root={run_dir.parent / 'data'}", "trainer=cpu", f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train=false is deprecated: use python eval.py ckpt=" in result.stdout + result.stderr
+    assert (out / "metrics.json").is_file()
+
+
+def test_eval_py_needs_a_checkpoint(tmp_path):
+    result = run_entry("eval.py", cwd=tmp_path)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == "error: Invalid config: ckpt is required (python eval.py ckpt=...)."
+    )
+    assert list(tmp_path.iterdir()) == []
