@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     for prediction in predictions:
         print(prediction.line(), file=sys.stderr if prediction.error else sys.stdout)
     if cfg.output:
-        write_predictions(predictions, Path(cfg.output))
+        write_predictions(predictions, Path(cfg.output), min(cfg.topk, len(trained.classes)))
     return 1 if any(p.error for p in predictions) else 0
 
 

@@ -76,9 +76,17 @@ def start_script(script: str, *args: str, cwd: Path = REPO) -> subprocess.Popen:
 def compose_config(*overrides: str):
     """The config ``train.py`` would compose from these overrides, for ``train()`` in-process."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    import tudui.config  # noqa: F401 - the resolvers conf/ uses
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # as in a run: ${hydra:...} resolves
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 # (suffix, Pillow mode) pairs cycled through by make_class_folders: every common kind.
@@ -144,7 +152,6 @@ def run_entry(
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-
     argv, previous, environ = sys.argv, os.getcwd(), dict(os.environ)
     handler = signal.getsignal(signal.SIGINT)
 
@@ -165,7 +172,6 @@ def run_entry(
         os.environ.clear()
         os.environ.update(environ)
         signal.signal(signal.SIGINT, handler)
-
 
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None  # as a new process starts: no run's config

@@ -11,7 +11,7 @@ from tudui.train import train
 from .helpers import compose_config, run_entry, run_script, start_script, write_fake_cifar10
 
 TINY = ["data.check_integrity=false", "data.val_split=20", "data.batch_size=16", "trainer=cpu"]
-TAGS = {"train/loss", "val/loss", "val/acc", "test/acc", "lr-SGD"}
+TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "lr"}  # one lr card
 
 
 def event_tags(run_dir: Path) -> dict:

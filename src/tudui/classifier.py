@@ -50,7 +50,9 @@ class ImageClassifier(L.LightningModule):
         self._compiled_forward = None  # set at on_train_start when compile=True
         size = input_spec["size"]
         self.example_input_array = torch.zeros(1, 3, size, size)  # model graph and summary
+        self.train_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
+
         self.test_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
         # Rows: true class, columns: predicted; read by the TestReport callback.
         self.test_confusion = MulticlassConfusionMatrix(num_classes=len(classes))
@@ -78,11 +80,20 @@ class ImageClassifier(L.LightningModule):
             return self._compiled_forward(x)
         return self.model(x)
 
+    def on_train_epoch_start(self) -> None:
+        # One "lr" card whatever the optimizer (Lightning's LearningRateMonitor names it
+        # lr-SGD, lr-Adam, ...): the rate this epoch trains with.
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log("lr", lr, on_step=False, on_epoch=True)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        loss = F.cross_entropy(self(images), labels)
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
         self._stop_if_diverged(loss)
+        self.train_acc(logits.detach(), labels)
         self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
     def _stop_if_diverged(self, loss: torch.Tensor) -> None:

@@ -46,7 +46,6 @@ def import_quietly(*modules: str) -> None:
     signal.signal(signal.SIGINT, previous)
 
 
-
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
     """Turn a :class:`TuduiError` into its message on stderr and its exit status, and a
@@ -59,8 +58,6 @@ def exit_on_user_error() -> Iterator[None]:
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         raise SystemExit(130) from None
-
-
 
 
 def _own_words(err: TuduiError) -> str:

@@ -4,8 +4,9 @@ import csv
 import glob
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -106,24 +107,43 @@ def predict(
     return predictions
 
 
-def write_predictions(predictions: list[Prediction], output: Path) -> None:
-    """``.json``: a list of records; ``.csv``: one row per image, top-k as ``name:p`` pairs."""
+def columns(k: int) -> list[str]:
+    """The fields of each prediction, in the CSV's order: the best class and its
+    probability, then ``top2`` ... ``top<k>`` with theirs, then the error if any."""
+    ranked = [
+        field for rank in range(2, k + 1) for field in (f"top{rank}", f"top{rank}_probability")
+    ]
+    return ["path", "class", "probability", *ranked, "error"]
+
+
+def record(prediction: Prediction, k: int) -> dict[str, Any]:
+    """A prediction as the fields of :func:`columns`; probabilities to 6 decimals."""
+    row: dict[str, Any] = dict.fromkeys(columns(k))
+    row["path"], row["error"] = prediction.path, prediction.error
+    for rank, (name, probability) in enumerate(prediction.topk, start=1):
+        prefix = "" if rank == 1 else f"top{rank}_"
+        row["class" if rank == 1 else f"top{rank}"] = name
+        row[f"{prefix}probability"] = round(probability, 6)
+    return row
+
+
+def write_predictions(predictions: list[Prediction], output: Path, k: int) -> None:
+    """``.csv``: a row per image; ``.json``: a list of records with the same fields, and
+    the top-k as ``[class, probability]`` pairs."""
     try:
-        _write(predictions, output)
+        _write(predictions, output, k)
     except OSError as err:
         raise TuduiError(f"Cannot write {output} ({err.strerror or err}).") from None
 
 
-def _write(predictions: list[Prediction], output: Path) -> None:
+def _write(predictions: list[Prediction], output: Path, k: int) -> None:
     if output.suffix == ".json":
-        output.write_text(json.dumps([asdict(p) for p in predictions], indent=2) + "\n")
+        records = [{**record(p, k), "topk": p.topk} for p in predictions]
+        output.write_text(json.dumps(records, indent=2) + "\n")
     elif output.suffix == ".csv":
         with open(output, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "class", "probability", "topk", "error"])
-            for p in predictions:
-                best, probability = p.topk[0] if p.topk else ("", "")
-                ranked = " ".join(f"{name}:{prob:.4f}" for name, prob in p.topk)
-                writer.writerow([p.path, best, probability, ranked, p.error or ""])
+            writer = csv.DictWriter(f, fieldnames=columns(k))
+            writer.writeheader()
+            writer.writerows(record(p, k) for p in predictions)
     else:
         raise ConfigError(f"output={output}: the file name must end in .csv or .json.")

@@ -3,7 +3,6 @@
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,16 @@ from tudui.classifier import ImageClassifier
 from tudui.config.check import plain, validate
 from tudui.data.base import setup_datamodule
 from tudui.models import input_spec
+from tudui.runs import console
+from tudui.runs.epochs import EpochMetrics
 from tudui.runs.folder import RunFolder
 from tudui.runs.interrupts import SaveOnInterrupt
-from tudui.runs.resume import check_fits, check_resumable
+from tudui.runs.resume import check_fits, check_resumable, resume_line
 from tudui.runs.trainer import build_trainer
 
 log = logging.getLogger(__name__)
 
 SPEED_OPTIONS = ("channels_last", "compile")
-
-# TensorBoard's add_graph (the model graph tab) can only trace with torch.jit, which torch
-# now flags as deprecated on every call; the graph is worth keeping until TensorBoard moves on.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -40,13 +37,10 @@ def train(cfg: DictConfig) -> float | None:
     validate(cfg)
     started = time.monotonic()
     run = RunFolder(Path(cfg.paths.output_dir))
-    log.info("run folder: %s", run.root)
     interrupts = SaveOnInterrupt(run)
     with interrupts.handling_signals():
         resumed = check_resumable(Path(cfg.ckpt_path), cfg) if cfg.ckpt_path else None
-        if resumed:
-            log.info("resuming from %s", cfg.ckpt_path)
-        L.seed_everything(cfg.seed, workers=True)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
         model_cfg = plain(cfg.model)
         # How the model runs, not what it is: kept out of the architecture's arguments.
         speed = {key: model_cfg.pop(key) for key in SPEED_OPTIONS if key in model_cfg}
@@ -60,25 +54,31 @@ def train(cfg: DictConfig) -> float | None:
             scheduler=plain(cfg.scheduler) or None,  # scheduler=none composes to {}
             **speed,
         )
+        trainer = build_trainer(cfg, interrupts)
+        log.info("tudui run\n%s", console.header(cfg, classifier, datamodule, trainer))
         if resumed:
             check_fits(classifier, resumed, Path(cfg.ckpt_path))
-        trainer = build_trainer(cfg, interrupts)
+            log.info(resume_line(Path(cfg.ckpt_path), resumed))
         trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
-        trainer.test(classifier, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        test = {"ckpt_path": best or None, "weights_only": True, "verbose": False}
+        trainer.test(classifier, datamodule=datamodule, **test)
+    epochs = next(c for c in trainer.callbacks if isinstance(c, EpochMetrics))
+    best_val_acc, best_epoch = epochs.best()
     test_acc = trainer.callback_metrics.get("test/acc")
-    if test_acc is not None:
-        log.info("test/acc %.4f (%s)", test_acc, best or "weights at the end of training")
-    best_score = checkpoint.best_model_score if checkpoint is not None else None
     results = {
-        "best_val_acc": float(best_score) if best_score is not None else None,
+        "name": cfg.name,
+        "tags": list(cfg.tags),
+        "best_val_acc": best_val_acc,
+        "best_epoch": best_epoch,
         "test_acc": float(test_acc) if test_acc is not None else None,
         "epochs": trainer.current_epoch,
         "wall_time_s": round(time.monotonic() - started, 1),
     }
     if trainer.is_global_zero:
         _record_results(cfg, classifier, trainer, results)
+        log.info("done\n%s", console.footer(results, cfg, console.choice(cfg, "data")))
     return results["best_val_acc"]
 
 
@@ -86,16 +86,22 @@ def _record_results(
     cfg: DictConfig, classifier: ImageClassifier, trainer: L.Trainer, results: dict[str, Any]
 ) -> None:
     """``metrics.json`` in the run folder (read by the sweep summary), and the run's
-    hyperparameters with its results in TensorBoard's HPARAMS tab."""
+    hyperparameters with its results in TensorBoard's HPARAMS tab and the trackers."""
     RunFolder(Path(cfg.paths.output_dir)).metrics.write_text(json.dumps(results, indent=2) + "\n")
     hparams = {
+        "name": cfg.name,
+        "tags": ",".join(cfg.tags),
         "model": classifier.hparams.model,
+        "data": console.choice(cfg, "data"),
         "optim": classifier.hparams.optim,
         "scheduler": classifier.hparams.scheduler or "none",
+        "epochs": cfg.trainer.max_epochs,
         "batch_size": cfg.data.get("batch_size"),
+        "image_size": classifier.hparams.input_spec["size"],
         "seed": cfg.seed,
     }
-    metrics = {f"hp/{k}": v for k, v in results.items() if k != "wall_time_s" and v is not None}
+    numbers = ("best_val_acc", "best_epoch", "test_acc", "epochs")
+    metrics = {f"hp/{k}": results[k] for k in numbers if results[k] is not None}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):  # its HPARAMS tab pairs them with metrics
             logger.log_hyperparams(hparams, metrics)

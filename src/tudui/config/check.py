@@ -28,6 +28,8 @@ class TopLevel:
     train: bool = True
     ckpt_path: str | None = None  # train.py: what to resume from
     ckpt: str | None = None  # eval.py: what to evaluate
+    name: str | None = None  # the run's name
+    tags: list[str] | None = None  # labels kept with the run
 
 
 def plain(node: Any) -> Any:
@@ -53,7 +55,10 @@ def group_values(node: Any) -> dict[str, Any]:
                 value = OmegaConf.to_container(value, resolve=True)
         except OmegaConfBaseException:  # e.g. ${hydra:runtime.output_dir} before the run
             value = UNRESOLVED
+        if value is None and OmegaConf.is_interpolation(node, key):
+            value = UNRESOLVED  # the run folder, before Hydra has made it
         values[key] = value
+
     return values
 
 
@@ -104,18 +109,19 @@ def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
     """Every problem found in ``cfg``, one line each."""
     from tudui.runs.trainer import trainer_problems
 
-    present = set(cfg.keys())  # ``key in cfg`` is False for a ??? (required) value
-    top = [field.name for field in fields(TopLevel) if field.name in present]
+    top = {field.name for field in fields(TopLevel)}
 
-    values = {k: MISSING if OmegaConf.is_missing(cfg, k) else cfg[k] for k in top}
+    values = {k: v for k, v in group_values(cfg).items() if k in top}
+
     problems = argument_problems([TopLevel], values, prefix="")
     problems += _target_problems("data", cfg.data, provided={"model_input"})
     if "model" in cfg:  # eval.py takes the model from the checkpoint
         problems += _model_problems(cfg) + _schedule_problems(cfg)
     problems += trainer_problems(group_values(cfg.trainer))
-    problems += _target_problems("logger", cfg.get("logger"), provided=set())
-    for name, node in (cfg.get("callbacks") or {}).items():
-        problems += _target_problems(f"callbacks.{name}", node, provided=set())
+    for group in ("logger", "callbacks"):  # mappings of name -> object to build
+        for name, node in (cfg.get(group) or {}).items():
+            problems += _target_problems(f"{group}.{name}", node, provided=set())
+
     if not check_missing:
         problems = [p for p in problems if " is required " not in p]
     return problems

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import (
     ConfigCompositionException,
     HydraException,
@@ -23,6 +24,7 @@ from tudui.config.check import validate
 from tudui.errors import ConfigError, exit_on_user_error
 
 # A run writes its config, log and first checkpoint before it can report anything; on a
+
 # disk with less free space than this it stops at once, with a message, before any folder.
 MIN_FREE_BYTES = 50 * 2**20
 
@@ -31,12 +33,15 @@ class ValidateConfig(Callback):
     """Hydra callback: refuse a bad config before Hydra creates the run or sweep folder."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        resolvable(config)
         self._check(config, config.hydra.run.dir, check_missing=True)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Swept values are not in the sweep's own config yet: a swept data.root looks
         # missing here. Each job checks its complete config as it starts.
+        resolvable(config)
         self._check(config, config.hydra.sweep.dir, check_missing=False)
+
 
     def _check(self, config: DictConfig, folder: str, check_missing: bool) -> None:
         with exit_on_user_error():
@@ -49,7 +54,15 @@ class ValidateConfig(Callback):
             check_writable(Path(folder))
 
 
+def resolvable(config: DictConfig) -> None:
+    """Let ``${hydra:...}`` resolve in a callback's ``on_run_start``: the run folder's name
+    (``${name}``) uses the config groups chosen, which Hydra sets only as the job starts."""
+    if not HydraConfig.initialized():
+        HydraConfig.instance().set_config(config)
+
+
 def check_writable(folder: Path) -> None:
+
     """Create the run folder now, so that a path that cannot be written, or a full disk,
     is a clear error before Hydra writes anything there."""
     existing = next(p for p in (folder, *folder.parents) if p.exists())

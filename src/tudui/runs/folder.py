@@ -43,6 +43,11 @@ class RunFolder:
         return self.root / "metrics.json"
 
     @property
+    def epoch_metrics(self) -> Path:
+        """One row per epoch: losses, accuracies, learning rate."""
+        return self.root / "metrics.csv"
+
+    @property
     def hydra(self) -> Path:
         """Hydra's record of the run: config.yaml, hydra.yaml, overrides.yaml."""
         return self.root / ".hydra"

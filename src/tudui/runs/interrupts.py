@@ -33,6 +33,7 @@ class SaveOnInterrupt(L.Callback):
         self.received: int | None = None
         self.phase = "before training"
         self._training = False
+        self._saving_mid_epoch = False
 
     @contextmanager
     def handling_signals(self) -> Iterator[None]:
@@ -97,9 +98,14 @@ class SaveOnInterrupt(L.Callback):
         if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
             trainer.save_checkpoint(self.run.last_checkpoint, weights_only=False)
 
+    def state_dict(self) -> dict[str, Any]:
+        # Read back by the resume, to say whether the rest of an epoch is drawn anew.
+        return {"mid_epoch": self._saving_mid_epoch}
+
     def _stop(self, trainer: L.Trainer) -> None:
         self._training = False
         path = self.run.last_checkpoint
+        self._saving_mid_epoch = True
         trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint
         name = signal.Signals(self.received or signal.SIGTERM).name
         raise TrainingInterrupted(

@@ -41,3 +41,22 @@ def best_model_paths(checkpoint: dict[str, Any]) -> list[str]:
         for s in states
         if isinstance(s, dict) and isinstance(s.get("best_model_path"), str)
     ]
+
+
+def model_summary_without(hidden: tuple[type, ...], max_depth: int = 1) -> Any:
+    """Lightning's rich model summary callback, leaving out the modules of the ``hidden``
+    types (the torchmetrics objects a LightningModule holds are not layers). It overrides
+    the callback's private ``_summary``."""
+    from lightning.pytorch.callbacks import RichModelSummary
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    class Summary(ModelSummary):
+        @property
+        def named_modules(self) -> list[tuple[str, Any]]:
+            return [(n, m) for n, m in super().named_modules if not isinstance(m, hidden)]
+
+    class SummaryCallback(RichModelSummary):
+        def _summary(self, trainer: Any, pl_module: Any) -> ModelSummary:
+            return Summary(pl_module, max_depth=self._max_depth)
+
+    return SummaryCallback(max_depth=max_depth)

@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from tudui.config.hydra import resolvable
 from tudui.errors import ConfigError, exit_on_user_error
 from tudui.runs.folder import RunFolder
 from tudui.runs.processes import helper_process
@@ -60,13 +61,17 @@ class RunFolderLock(Callback):
             self._held = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        resolvable(config)
         self._take(config.hydra.run.dir)
+
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        resolvable(config)
         self._take(config.hydra.sweep.dir)
+
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release()

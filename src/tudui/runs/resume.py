@@ -180,3 +180,18 @@ def check_fits(classifier: Any, checkpoint: dict[str, Any], path: Path) -> None:
             f"The weights in {path} do not fit model {classifier.hparams.model} "
             f"({', '.join(differ[:3])} differ): resume with the model it was trained with."
         )
+
+
+def resume_line(path: Path, checkpoint: dict[str, Any]) -> str:
+    """What a resume does, in one line (instead of Lightning's two warnings)."""
+    from tudui.runs.interrupts import SaveOnInterrupt  # Lightning: only once a run starts
+
+    epoch, step = checkpoint.get("epoch", 0), checkpoint.get("global_step", 0)
+    states = checkpoint.get("callbacks", {})
+    saved_by = states.get(SaveOnInterrupt.__qualname__, {}) if isinstance(states, dict) else {}
+    rest = "; the rest of that epoch is drawn anew" if saved_by.get("mid_epoch") else ""
+
+    return (
+        f"resuming {path}: epoch {epoch + 1}, step {step}, in the same folder and "
+        f"TensorBoard run, weights, optimizer, schedule and random state restored{rest}"
+    )

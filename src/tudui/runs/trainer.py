@@ -6,17 +6,21 @@ from typing import Annotated, Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
+from torchmetrics import Metric
 
 from tudui.config.arguments import argument_problems
 from tudui.config.types import Check, PositiveInt
 from tudui.errors import ConfigError
 from tudui.runs.checkpoint_io import AtomicCheckpointIO
+from tudui.runs.console import ProgressBar, quiet_third_party
+from tudui.runs.epochs import EpochMetrics
 from tudui.runs.interrupts import SaveOnInterrupt
-from tudui.runs.lightning_private import relaunches_this_script
+from tudui.runs.lightning_private import model_summary_without, relaunches_this_script
 from tudui.runs.rng import RestoreRNG
 
 
@@ -92,7 +96,8 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     the README guarantees installed in code, not left to YAML: ``last.ckpt`` after every
     epoch, checkpoints written whole, saving on an interrupt, RNG states for exact resume."""
     run = interrupts.run
-    chosen = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    chosen = [build(node, f"callbacks.{name}") for name, node in _entries(cfg, "callbacks")]
+
     for callback in chosen:  # the best checkpoint (and any other) goes where the run's go
         if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
             callback.dirpath = str(run.checkpoints)
@@ -101,12 +106,43 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     last = ModelCheckpoint(
         dirpath=run.checkpoints, filename=run.last_checkpoint.stem, enable_version_counter=False
     )
-    callbacks = [*chosen, last, interrupts, RestoreRNG()]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    callbacks = [*chosen, last, interrupts, RestoreRNG(), EpochMetrics(run)]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(ProgressBar())
+    if cfg.trainer.get("enable_model_summary", True):
+        callbacks.append(model_summary_without(hidden=(Metric,)))
+    loggers = [build(node, f"logger.{name}") for name, node in _entries(cfg, "logger")]
     plugins = [AtomicCheckpointIO()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins)
+    quiet_third_party()
+    trainer = build(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins
+    )
     _refuse_ddp_in_sweep(trainer)
     return trainer
+
+
+def _entries(cfg: DictConfig, group: str) -> list[tuple[str, DictConfig]]:
+    """The named entries of a group that is a mapping (callbacks, logger), null ones left out."""
+    return [(name, node) for name, node in (cfg.get(group) or {}).items() if node is not None]
+
+
+# The extra that installs an optional library, for the message when it is missing.
+EXTRAS = {"mlflow": "trackers", "wandb": "trackers", "timm": "timm"}
+
+
+def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)``; what cannot be built is one line naming ``key``."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        missing = getattr(cause, "name", None) or ""
+        hint = ""
+        if isinstance(cause, ModuleNotFoundError) and missing.split(".")[0] in EXTRAS:
+            extra = EXTRAS[missing.split(".")[0]]
+            hint = f" Install it with: pip install -e '.[{extra}]'"
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ConfigError(f"Cannot build {key}: {first}.{hint}") from None
 
 
 def _refuse_ddp_in_sweep(trainer: L.Trainer) -> None:

@@ -1,0 +1,118 @@
+"""What a run shows in the terminal: a header saying what runs, a progress bar counting
+epochs from 1, tudui's own lines above it, a footer with the results and what to do next.
+
+Lightning's own chatter (device lines, tips) goes to the run's log file only
+(``conf/hydra/job_logging/tudui.yaml``); warnings go through logging, so none of them runs
+into the progress bar.
+"""
+
+import logging
+import os
+import warnings
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
+from rich.logging import RichHandler
+
+log = logging.getLogger("tudui")
+
+# Third-party deprecations tudui cannot act on (TensorBoard's graph still traces with
+# torch.jit; Lightning's own pytree code), and Lightning's resume warnings, which
+# tudui replaces with one line of its own (see ``resume_line``).
+QUIET = [
+    (r"`torch\.jit\.trace", FutureWarning),
+    (r".*LeafSpec", Warning),
+    (r"Checkpoint directory .* exists and is not empty", Warning),
+    (r"You're resuming from a checkpoint that ended before the epoch ended", Warning),
+]
+
+
+def quiet_third_party() -> None:
+    """Warnings go through logging (above the progress bar), but for the ones in QUIET."""
+    for message, category in QUIET:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    logging.captureWarnings(True)
+
+
+class ConsoleHandler(RichHandler):
+    """The terminal's log handler: lines go through rich's console, so they print above the
+    progress bar. Piped to a file or a CI log, they are plain, unwrapped lines."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(show_time=False, show_path=False, markup=False, **kwargs)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.console.is_terminal:
+            super().emit(record)
+        else:
+            self.console.file.write(f"{record.levelname} {record.getMessage()}\n")
+            self.console.file.flush()
+
+
+class ProgressBar(RichProgressBar):
+
+    """Lightning's rich progress bar, epochs counted from 1 (``Epoch 3/10``)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        total = self.trainer.max_epochs
+        description = f"Epoch {current_epoch + 1}" + (f"/{total}" if total and total > 0 else "")
+        return f"{description:{len(self.validation_description)}}"
+
+
+def _count(n: int) -> str:
+    return get_human_readable_count(n).strip()
+
+
+def header(cfg: Any, classifier: L.LightningModule, datamodule: Any, trainer: L.Trainer) -> str:
+    """What is about to run, in a few aligned lines."""
+    parameters = list(classifier.model.parameters())
+    total = sum(p.numel() for p in parameters)
+    trainable = sum(p.numel() for p in parameters if p.requires_grad)
+    splits = [len(s) for s in (datamodule.train_set, datamodule.val_set, datamodule.test_set)]
+    optim, schedule = classifier.hparams.optim, classifier.hparams.scheduler
+    spec = datamodule.input_spec
+    device = trainer.strategy.root_device
+    cores = f" ({os.cpu_count()} cores)" if device.type == "cpu" else ""
+    rows = {
+        "run": str(cfg.paths.output_dir),
+        "model": f"{_model_name(classifier.hparams.model)}, {_count(total)} parameters, "
+        f"{_count(trainable)} trainable",
+        "data": f"{choice(cfg, 'data')}, {len(datamodule.classes)} classes, {spec.size} px: "
+        f"{splits[0]:,} / {splits[1]:,} / {splits[2]:,} images (train / val / test)",
+        "optimizer": f"{optim['name']}, lr {optim['lr']:g}, scheduler "
+        f"{schedule['name'] if schedule else 'none'}",
+        "training": f"{cfg.trainer.max_epochs} epochs, batch {datamodule.batch_size}, "
+        f"{device.type}{cores} x {trainer.world_size}, {trainer.precision}, seed {cfg.seed}",
+    }
+    return "\n".join(f"  {key:<10} {value}" for key, value in rows.items())
+
+
+def footer(results: dict[str, Any], cfg: Any, data: str) -> str:
+    """The results, and the next commands with this run's paths filled in."""
+    run = cfg.paths.output_dir
+    best, epoch = results.get("best_val_acc"), results.get("best_epoch")
+    lines = [
+        f"  best val/acc {best:.4f} at epoch {epoch}" if best is not None else "  no validation",
+        f"  test/acc {results['test_acc']:.4f}" if results.get("test_acc") is not None else "",
+        f"  wall time {results['wall_time_s']:.0f} s",
+        "  next:",
+        f"    python predict.py ckpt={run} img=<image, folder or glob>",
+        f"    python eval.py ckpt={run} data={data}",
+        f"    tensorboard --logdir {os.path.dirname(os.path.dirname(run))}",
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+def _model_name(model: dict[str, Any]) -> str:
+    return str(model.get("arch") or model["name"])
+
+
+def choice(cfg: Any, group: str) -> str:
+    """The option chosen for a config group (``data=hymenoptera``), as Hydra recorded it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get(group))
+    return str(cfg[group].get("_target_", group)).rsplit(".", 1)[-1]
