@@ -6,6 +6,7 @@ python eval.py ckpt=latest data=cifar10                # the newest run
 python eval.py ckpt=model.ckpt data=image_folder data.root=photos/
 """
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 
 from tudui.config.hydra import run_hydra_main
 from tudui.errors import exit_on_user_error, import_quietly
+from tudui.runs.folder import with_latest_run
 from tudui.runs.job import run_job
 
 CONFIG_DIR = Path(__file__).parent / "conf"
@@ -29,4 +31,5 @@ if __name__ == "__main__":
     import_quietly("tudui.evaluate")  # before anything is written
 
     with exit_on_user_error():
+        sys.argv[1:] = with_latest_run(sys.argv[1:], "ckpt", CONFIG_DIR)
         run_hydra_main(main)

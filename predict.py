@@ -1,6 +1,7 @@
 """Classify images with a trained model. Only the checkpoint is needed.
 
 python predict.py ckpt=outputs/runs/<run> img=dog.jpg        # a run folder: its best checkpoint
+python predict.py ckpt=latest img=dog.jpg                    # the newest run
 python predict.py ckpt=model.ckpt img=photos/ topk=5 output=preds.csv
 python predict.py ckpt=model.ckpt img='photos/*.png' output=preds.json device=cpu
 python predict.py ckpt=tudui_9.pth model=tudui_cnn classes=[ants,bees] img=ant.jpg  # a state_dict
@@ -18,6 +19,9 @@ from omegaconf.errors import OmegaConfBaseException
 from tudui.checkpoints import load_trained_model
 from tudui.errors import ConfigError, exit_on_user_error
 from tudui.predict import PredictConfig, image_paths, pick_device, predict, write_predictions
+from tudui.runs.folder import with_latest_run
+
+CONFIG_DIR = Path(__file__).parent / "conf"  # where train.py puts runs, for ckpt=latest
 
 
 def parse(argv: list[str]) -> PredictConfig:
@@ -38,7 +42,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
-    cfg = parse(argv)
+    cfg = parse(with_latest_run(argv, "ckpt", CONFIG_DIR))
     trained = load_trained_model(Path(cfg.ckpt), cfg.model, cfg.classes)
     predictions = predict(
         trained, image_paths(cfg.img), pick_device(cfg.device), cfg.topk, cfg.batch_size

@@ -1,3 +1,4 @@
+import logging
 import pickle
 import urllib.error
 
@@ -100,8 +101,23 @@ def test_resize_and_normalize_follow_the_input_spec():
 
 
 def test_md5_check_refuses_a_repacked_copy(fake_cifar):
-    with pytest.raises(DataError, match="data.download is false"):
+    """The files are there: the message says they fail the md5 check, not that they are
+    missing and could not be downloaded."""
+    with pytest.raises(DataError, match="do not have the md5 sums.*data.check_integrity=false"):
         datamodule(fake_cifar, check_integrity=True, download=False)
+
+
+def test_val_split_as_a_share(fake_cifar):
+    dm = datamodule(fake_cifar, val_split=0.25)
+    assert (len(dm.train_set), len(dm.val_set)) == (75, 25)
+
+
+def test_holding_out_most_images_is_one_warning(fake_cifar, caplog):
+    with caplog.at_level(logging.WARNING):
+        dm = datamodule(fake_cifar, val_split=90)
+    assert len(dm.train_set) == 10
+    assert "data.val_split=90 holds out 90 of 100 training images: 10 are left" in caplog.text
+
 
 
 def test_offline_message_names_folder_url_and_file(tmp_path, monkeypatch):

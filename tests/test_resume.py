@@ -53,17 +53,19 @@ def test_a_run_folder_means_its_last_checkpoint(tmp_path):
     ]
 
 
-def test_latest_is_the_newest_run(tmp_path, monkeypatch):
+def test_latest_is_the_newest_run_never_a_sweep_job(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     make_run(tmp_path / "outputs" / "runs" / "a", ["seed=1"], mtime=1_000)
-    newest = make_run(tmp_path / "outputs" / "multirun" / "s" / "0", ["seed=2"], mtime=2_000)
+    newest = make_run(tmp_path / "outputs" / "runs" / "b", ["seed=2"], mtime=2_000)
+    make_run(tmp_path / "outputs" / "multirun" / "s" / "0", ["seed=3"], mtime=3_000)
     args = resume_overrides(["ckpt_path=latest"], CONF)
     assert args[0] == "seed=2" and f"ckpt_path={newest.resolve()}" in args
+    assert f"ckpt_path=latest: {newest.parent.parent.resolve()}" in capsys.readouterr().out
 
 
 def test_latest_without_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="no run with a last.ckpt"):
+    with pytest.raises(ConfigError, match="latest: there is no run with a checkpoint under"):
         resume_overrides(["ckpt_path=latest"], CONF)
 
 

@@ -42,7 +42,6 @@ class ValidateConfig(Callback):
         resolvable(config)
         self._check(config, config.hydra.sweep.dir, check_missing=False)
 
-
     def _check(self, config: DictConfig, folder: str, check_missing: bool) -> None:
         with exit_on_user_error():
             try:
@@ -62,7 +61,6 @@ def resolvable(config: DictConfig) -> None:
 
 
 def check_writable(folder: Path) -> None:
-
     """Create the run folder now, so that a path that cannot be written, or a full disk,
     is a clear error before Hydra writes anything there."""
     existing = next(p for p in (folder, *folder.parents) if p.exists())

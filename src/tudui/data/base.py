@@ -4,9 +4,9 @@ prepared for the model's declared input (its :class:`~tudui.input_spec.InputSpec
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
+from tudui.config.build import build
 from tudui.config.types import ChannelMeans, ChannelStds, PositiveInt
 from tudui.input_spec import InputSize, InputSpec
 
@@ -61,7 +61,7 @@ class ImageDataModule(L.LightningDataModule):
 def setup_datamodule(node: Any, model_input: InputSpec, stage: str) -> ImageDataModule:
     """The DataModule of a data config, for a model that takes ``model_input``, with its
     data found and checked (every problem is reported here, before any training)."""
-    datamodule = instantiate(node, model_input=model_input, _convert_="object")
+    datamodule = build(node, "data", model_input=model_input, _convert_="object")
     datamodule.prepare_data()
     datamodule.setup(stage)
     return datamodule

@@ -1,17 +1,20 @@
 """CIFAR-10 as the tutorial uses it, held in memory as one uint8 tensor."""
 
+import logging
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
-from tudui.config.types import NonNegativeInt, PositiveInt
+from tudui.config.types import Check, NonNegativeInt, PositiveInt
 from tudui.data.in_memory import InMemoryDataModule, InMemoryImages
 from tudui.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -71,12 +74,28 @@ def write_cifar10_batches(
     return root
 
 
+# How many training images to hold out for validation: a count, or a share of them.
+ValSplit = Annotated[
+    int | float,
+    Check(
+        lambda v: v >= 0 if isinstance(v, int) else 0 < v < 1,
+        "a number of images >= 0, or a share between 0 and 1",
+    ),
+]
+
+
+def held_out_count(val_split: int | float, images: int) -> int:
+    """The number of images ``val_split`` (a count, or a share) holds out of ``images``."""
+    return round(val_split * images) if isinstance(val_split, float) else val_split
+
+
 class CIFAR10DataModule(InMemoryDataModule):
     """CIFAR-10 from torchvision's archive, with a seeded validation split.
 
     Args:
         data_dir: folder holding ``cifar-10-batches-py/`` (downloaded there if absent).
-        val_split: training images held out for validation; 0 validates on the test set
+        val_split: training images held out for validation, a count or a share (0.1);
+            0 validates on the test set
             every epoch, as the tutorial does.
         split_seed: seed of the validation split, fixed so that runs with different
             seeds are still compared on the same images.
@@ -90,7 +109,7 @@ class CIFAR10DataModule(InMemoryDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        val_split: NonNegativeInt = 5000,
+        val_split: ValSplit = 5000,
         split_seed: NonNegativeInt = 0,
         download: bool = True,
         check_integrity: bool = True,
@@ -129,6 +148,13 @@ class CIFAR10DataModule(InMemoryDataModule):
     def prepare_data(self) -> None:
         if self._files_ok(verify=self.check_integrity):
             return
+        if self._files_ok(verify=False):  # all there, but not the official files
+            raise DataError(
+                f"The CIFAR-10 files in {self.folder} do not have the md5 sums of the official "
+                "archive: a copy re-packed by hand, or a damaged one. For a re-packed copy give "
+                f"data.check_integrity=false; else delete {self.folder} to download it again."
+            )
+
         if not self.download and not (self.root / CIFAR10.filename).is_file():
             raise self._missing("data.download is false")
         try:
@@ -162,15 +188,26 @@ class CIFAR10DataModule(InMemoryDataModule):
             raise self._missing("prepare_data() has not put it there")
         self.classes = list(_read_pickle(self.folder / CIFAR10.meta["filename"])["label_names"])
         train, self.test_set = self._read(CIFAR10.train_list), self._read(CIFAR10.test_list)
-        if self.val_split == 0:
+        held_out = held_out_count(self.val_split, len(train))
+        if held_out == 0:
             self.train_set, self.val_set = train, self.test_set
             return
-        if not 0 < self.val_split < len(train):
+        if held_out >= len(train):
             raise DataError(
-                f"data.val_split={self.val_split} must be 0 (validate on the test set) or "
-                f"between 1 and {len(train) - 1}, the training images in {self.folder}."
+                f"data.val_split={self.val_split} holds out {held_out} of the {len(train)} "
+                f"training images in {self.folder}, leaving none to train on: give a smaller "
+                "count, a share (data.val_split=0.1), or 0 to validate on the test set."
+            )
+        if held_out > len(train) - held_out:
+            log.warning(
+                "data.val_split=%s holds out %d of %d training images: %d are left to train "
+                "on. A share (data.val_split=0.1) scales with the data.",
+                self.val_split,
+                held_out,
+                len(train),
+                len(train) - held_out,
             )
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split_seed))
-        val, kept = order[: self.val_split], order[self.val_split :]
+        val, kept = order[:held_out], order[held_out:]
         self.train_set = InMemoryImages(train.images[kept], train.labels[kept])
         self.val_set = InMemoryImages(train.images[val], train.labels[val])

@@ -52,7 +52,6 @@ class ConsoleHandler(RichHandler):
 
 
 class ProgressBar(RichProgressBar):
-
     """Lightning's rich progress bar, epochs counted from 1 (``Epoch 3/10``)."""
 
     def _get_train_description(self, current_epoch: int) -> str:

@@ -64,14 +64,12 @@ class RunFolderLock(Callback):
         resolvable(config)
         self._take(config.hydra.run.dir)
 
-
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         resolvable(config)
         self._take(config.hydra.sweep.dir)
-
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release()

@@ -20,11 +20,8 @@ from hydra.errors import HydraException
 
 from tudui.config.check import plain
 from tudui.errors import ConfigError
-from tudui.runs.folder import RunFolder
+from tudui.runs.folder import RunFolder, with_latest_run
 from tudui.runs.lightning_private import completed_epochs
-
-# Where conf/hydra/default.yaml puts runs and sweep jobs: what ckpt_path=latest searches.
-RUN_FOLDERS = ("outputs/runs/*", "outputs/multirun/*/*")
 
 MAX_OVERRIDES_BYTES = 64 * 1024  # a run's overrides are a few lines; anything larger is not one
 
@@ -34,14 +31,7 @@ def _key(override: str) -> str:
 
 
 def find_resume_checkpoint(value: str) -> Path:
-    """``latest``: the newest ``last.ckpt`` under ``outputs/``; a run folder: its ``last.ckpt``."""
-    if value == "latest":
-        runs = [RunFolder(p) for pattern in RUN_FOLDERS for p in Path().glob(pattern)]
-        found = [run.last_checkpoint for run in runs if run.last_checkpoint.is_file()]
-
-        if not found:
-            raise ConfigError("ckpt_path=latest: there is no run with a last.ckpt under outputs/.")
-        return max(found, key=lambda p: p.stat().st_mtime).resolve()
+    """A run folder (or its ``checkpoints/``): its ``last.ckpt``; a file: itself."""
     path = Path(value).expanduser().resolve()
     run = RunFolder.at(path)
     return run.last_checkpoint if path.is_dir() and run.checkpoints.is_dir() else path
@@ -112,6 +102,7 @@ def config_keys(config_dir: Path) -> set[str]:
 
 def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
     """``train.py``'s command-line arguments, completed for a resume (else unchanged)."""
+    args = with_latest_run(args, "ckpt_path", config_dir)
     given = {_key(a): a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
     multirun = "-m" in args or "--multirun" in args
     if "ckpt_path" not in given or given.get("train", "true").lower() == "false" or multirun:

@@ -6,14 +6,13 @@ from typing import Annotated, Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from torchmetrics import Metric
 
 from tudui.config.arguments import argument_problems
+from tudui.config.build import build
 from tudui.config.types import Check, PositiveInt
 from tudui.errors import ConfigError
 from tudui.runs.checkpoint_io import AtomicCheckpointIO
@@ -124,25 +123,6 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
 def _entries(cfg: DictConfig, group: str) -> list[tuple[str, DictConfig]]:
     """The named entries of a group that is a mapping (callbacks, logger), null ones left out."""
     return [(name, node) for name, node in (cfg.get(group) or {}).items() if node is not None]
-
-
-# The extra that installs an optional library, for the message when it is missing.
-EXTRAS = {"mlflow": "trackers", "wandb": "trackers", "timm": "timm"}
-
-
-def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """``instantiate(node, **kwargs)``; what cannot be built is one line naming ``key``."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__ or err
-        missing = getattr(cause, "name", None) or ""
-        hint = ""
-        if isinstance(cause, ModuleNotFoundError) and missing.split(".")[0] in EXTRAS:
-            extra = EXTRAS[missing.split(".")[0]]
-            hint = f" Install it with: pip install -e '.[{extra}]'"
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise ConfigError(f"Cannot build {key}: {first}.{hint}") from None
 
 
 def _refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
