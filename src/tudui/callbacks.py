@@ -61,7 +61,7 @@ def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> plt.Figure:
     Each with its colour bar; class names slanted, to stay readable when there are many."""
     n = len(classes)
     side = max(4.0, 0.45 * n + 2.5)
-    figure, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side), layout="constrained")
+    figure, axes = plt.subplots(1, 2, figsize=(2 * side + 2, side), layout="constrained")
     totals = confusion.sum(dim=1, keepdim=True).clamp(min=1)
     panels = [
         (confusion, "counts", "{:.0f}"),
