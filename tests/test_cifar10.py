@@ -119,7 +119,6 @@ def test_holding_out_most_images_is_one_warning(fake_cifar, caplog):
     assert "data.val_split=90 holds out 90 of 100 training images: 10 are left" in caplog.text
 
 
-
 def test_offline_message_names_folder_url_and_file(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no route to host")

@@ -39,12 +39,10 @@ def test_completed_epochs_are_in_the_fit_loops_state(run):
     assert lightning_private.completed_epochs(checkpoint) == 1 == checkpoint["epoch"]
 
 
-
 def test_model_checkpoint_saves_its_best_path_in_the_callbacks_state(run):
     checkpoints, checkpoint = run
     (best,) = [p for p in checkpoints.glob("*.ckpt") if p.name != "last.ckpt"]
     assert str(best) in lightning_private.best_model_paths(checkpoint)
-
 
 
 def test_the_logger_connector_logs_a_training_step_on_demand():

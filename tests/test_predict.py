@@ -271,3 +271,44 @@ def test_eval_py_needs_a_checkpoint(tmp_path):
         == "error: Invalid config: ckpt is required (python eval.py ckpt=...)."
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_prediction_files_have_a_column_per_rank(run_dir, images, tmp_path):
+    out_csv, out_json = tmp_path / "p.csv", tmp_path / "p.json"
+    for output in (out_csv, out_json):
+        result = run_entry("predict.py", f"ckpt={run_dir}", f"img={images}", f"output={output}")
+        assert result.returncode == 0, result.stderr
+    with open(out_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["path", "class", "probability", "top2", "top2_probability", "error"]
+    records = json.loads(out_json.read_text())
+    for row, record in zip(rows, records, strict=True):
+        assert row["class"] == record["class"] and {row["class"], row["top2"]} == {"ants", "bees"}
+        assert float(row["probability"]) == record["probability"]
+        assert float(row["probability"]) + float(row["top2_probability"]) == pytest.approx(
+            1, abs=2e-6
+        )
+        assert len(row["probability"].split(".")[1]) <= 6 and not row["error"]
+        assert set(record) == set(row) | {"topk"}
+
+
+def test_latest_is_the_newest_run_for_predict_and_eval(run_dir, images, tmp_path):
+    (tmp_path / "outputs" / "runs").mkdir(parents=True)
+    (tmp_path / "outputs" / "runs" / "newest").symlink_to(run_dir)
+    image = images / "kind0_RGB.jpg"
+    result = run_entry("predict.py", "ckpt=latest", f"img={image}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == f"ckpt=latest: {run_dir.resolve()}"  # stdout: predictions
+    assert result.stdout.startswith(f"{image}: ")
+
+    evaluated = run_entry(
+        "eval.py", "ckpt=latest", "data=image_folder", f"data.root={run_dir.parent / 'data'}",
+        "trainer=cpu", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stdout[-2000:]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test_acc"] >= 0
+
+
+def test_the_confusion_matrix_shows_counts_and_shares(run_dir):
+    image = Image.open(run_dir / "confusion_matrix.png")
+    assert image.width > 1.8 * image.height  # two panels side by side

@@ -60,7 +60,7 @@ def test_latest_is_the_newest_run_never_a_sweep_job(tmp_path, monkeypatch, capsy
     make_run(tmp_path / "outputs" / "multirun" / "s" / "0", ["seed=3"], mtime=3_000)
     args = resume_overrides(["ckpt_path=latest"], CONF)
     assert args[0] == "seed=2" and f"ckpt_path={newest.resolve()}" in args
-    assert f"ckpt_path=latest: {newest.parent.parent.resolve()}" in capsys.readouterr().out
+    assert f"ckpt_path=latest: {newest.parent.parent.resolve()}" in capsys.readouterr().err
 
 
 def test_latest_without_runs(tmp_path, monkeypatch):

@@ -94,7 +94,7 @@ def _record_results(
         "model": classifier.hparams.model,
         "data": console.choice(cfg, "data"),
         "optim": classifier.hparams.optim,
-        "scheduler": classifier.hparams.scheduler or "none",
+        "scheduler": classifier.hparams.scheduler,  # as Lightning logged it when fit began
         "epochs": cfg.trainer.max_epochs,
         "batch_size": cfg.data.get("batch_size"),
         "image_size": classifier.hparams.input_spec["size"],

@@ -7,9 +7,16 @@ from omegaconf import OmegaConf
 
 def run_name(experiment: str | None, model: str | None, data: str | None) -> str:
     """A run's default name (``${tudui.run_name:...}`` in conf/): the experiment's, else
-    ``<model>_<data>``, in characters that are safe in a folder name."""
-    name = experiment or "_".join(str(part) for part in (model, data) if part)
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:80] or "run"
+    ``<model>_<data>``."""
+    return experiment or "_".join(str(part) for part in (model, data) if part) or "run"
 
 
 OmegaConf.register_new_resolver("tudui.run_name", run_name, replace=True)
+
+
+def folder_name(name: str) -> str:
+    """``name`` in characters that are safe in a folder's name (``${tudui.folder_name:...}``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-")[:80] or "run"
+
+
+OmegaConf.register_new_resolver("tudui.folder_name", folder_name, replace=True)

@@ -9,6 +9,7 @@ into the progress bar.
 import logging
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -99,12 +100,19 @@ def footer(results: dict[str, Any], cfg: Any, data: str) -> str:
         "  next:",
         f"    python predict.py ckpt={run} img=<image, folder or glob>",
         f"    python eval.py ckpt={run} data={data}",
-        f"    tensorboard --logdir {os.path.dirname(os.path.dirname(run))}",
+        f"    tensorboard --logdir {_outputs(run)}",
     ]
     return "\n".join(line for line in lines if line)
 
 
+def _outputs(run: str) -> str:
+    """The ``outputs`` folder a run is in (TensorBoard shows all its runs), else the run."""
+    parents = [p for p in Path(run).parents if p.name == "outputs"]
+    return str(parents[0] if parents else run)
+
+
 def _model_name(model: dict[str, Any]) -> str:
+
     return str(model.get("arch") or model["name"])
 
 

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,5 +138,6 @@ def with_latest_run(args: list[str], key: str, config_dir: Path) -> list[str]:
     if f"{key}=latest" not in args:
         return args
     run = latest_run(runs_root(config_dir)).root.resolve()
-    print(f"{key}=latest: {run}")
+    print(f"{key}=latest: {run}", file=sys.stderr)  # stdout may be predictions, read by tools
+
     return [f"{key}={run}" if arg == f"{key}=latest" else arg for arg in args]

@@ -35,12 +35,22 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
         rows.append(
             {
                 "job": job.root.name,
-                "overrides": " ".join(o for o in job_overrides if o not in shared),
+                "overrides": " ".join(_short(o) for o in job_overrides if o not in shared),
                 **metrics,
                 "status": "ok" if metrics else "failed",
             }
         )
     return rows
+
+
+def _short(override: str) -> str:
+    """``optim.lr=0.0012345678901234567`` (as Optuna suggests it) -> ``optim.lr=0.001235``."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.4g}" if len(value) > 8 and "." in value else override
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
