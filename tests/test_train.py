@@ -108,7 +108,7 @@ def test_offline_error_is_one_clear_message(tmp_path):
     result = run_entry(
         "train.py",
         f"data.data_dir={data_dir}",
-        "trainer=debug",
+        "debug=fdr",
         f"hydra.run.dir={tmp_path}/r",
         env=env,
     )
