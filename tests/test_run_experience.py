@@ -193,5 +193,5 @@ def test_a_resume_is_one_line_of_tudui(tmp_path, cifar):
     resumed = run_entry("train.py", f"ckpt_path={run}", "trainer.max_epochs=2", cwd=tmp_path)
     out = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, out[-2000:]
-    assert f"resuming {run / 'checkpoints' / 'last.ckpt'}: epoch 1, step" in out
+    assert f"resuming from {run / 'checkpoints' / 'last.ckpt'}: epoch 1, step" in out
     assert "exists and is not empty" not in out and "not resumable" not in out

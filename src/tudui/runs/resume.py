@@ -183,6 +183,6 @@ def resume_line(path: Path, checkpoint: dict[str, Any]) -> str:
     rest = "; the rest of that epoch is drawn anew" if saved_by.get("mid_epoch") else ""
 
     return (
-        f"resuming {path}: epoch {epoch + 1}, step {step}, in the same folder and "
+        f"resuming from {path}: epoch {epoch + 1}, step {step}, in the same folder and "
         f"TensorBoard run, weights, optimizer, schedule and random state restored{rest}"
     )
