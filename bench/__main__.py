@@ -169,7 +169,21 @@ def predict_wall_time(run_dir: Path, image: Path) -> tuple[float, float]:
     return predict, imports
 
 
+def model_step_row(model: str, batch: int) -> tuple[str, str]:
+    """A model's training step at its input size, in a process of its own (its memory)."""
+    command = [sys.executable, "-m", "bench.model_step", model, str(batch)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        return (f"{model}: one training step", f"failed: {result.stderr.strip()[-80:]}")
+    step = json.loads(result.stdout)
+    return (
+        f"{model}: one training step, batch {batch}, {step['size']} px",
+        f"{step['seconds']:8.2f} s, peak memory {step['peak_rss_gb']:.2f} GB",
+    )
+
+
 def machine(device: torch.device) -> str:
+
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -191,6 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="timed training batches per row")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check every row runs")
     parser.add_argument("--no-options", action="store_true", help="skip the speed-option rows")
+    parser.add_argument(
+        "--models",
+        default="resnet18,vgg16",
+        help="models (registered names or torchvision architectures) whose training step at "
+        "their input size is timed, batch 16; empty for none",
+    )
+
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     train_images, test_images, steps = (50_000, 10_000, args.steps)
@@ -244,7 +265,10 @@ def measure_and_print(
     )
     rows.append(("c/a", f"{tudui['train'] / floor:8.2f}   target >= 0.90"))
     rows.append(("c/b", f"{tudui['train'] / tutorial:8.2f}   target >= 1.15"))
+    for model in filter(None, args.models.split(",")):
+        rows.append(model_step_row(model, batch=2 if args.smoke else 16))
     if not args.no_options:
+
         options = [
             "model.channels_last=false",
             "model.channels_last=true",

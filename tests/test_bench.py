@@ -20,7 +20,10 @@ ROWS = [
     "c with model.compile=true",
     "c with trainer.precision=bf16-mixed",
     "c with +trainer.benchmark=true",
+    "resnet18: one training step",
+    "vgg16: one training step",
 ]
+
 
 
 @pytest.mark.slow

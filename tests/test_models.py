@@ -69,11 +69,18 @@ def test_tutorial_state_dict_loads_as_it_is():
     assert torch.equal(ours(x), tutorial(x))
 
 
+# The families of models need to be told which one (tests/test_model_zoo.py tries more).
+EXAMPLE = {"torchvision": {"arch": "resnet18"}, "timm": {"arch": "resnet10t"}}
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_builds_for_its_input(name):
-    spec = input_spec(name)
-    model = create_model(name, num_classes=3)
+    if name == "timm":
+        pytest.importorskip("timm")
+    spec = input_spec(name, **EXAMPLE.get(name, {}))
+    model = create_model(name, num_classes=3, **EXAMPLE.get(name, {}))
     assert model(torch.zeros(2, 3, spec.size, spec.size)).shape == (2, 3)
+
 
 
 def test_unknown_model_lists_the_known_ones():
@@ -85,4 +92,10 @@ def test_input_spec_override_keeps_what_is_not_set():
     spec = InputSpec(size=224, mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
     assert spec.override(size=64) == InputSpec(64, (0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
     assert spec.override(mean=[0, 0, 0], std=[1, 1, 1]).mean == (0, 0, 0)
-    assert InputSpec(32).to_dict() == {"size": 32, "mean": None, "std": None, "resize_size": None}
+    assert InputSpec(32).to_dict() == {
+        "size": 32,
+        "mean": None,
+        "std": None,
+        "resize_size": None,
+        "interpolation": "bilinear",
+    }

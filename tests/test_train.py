@@ -38,7 +38,13 @@ def test_one_epoch_checkpoints_and_logs(fake_cifar, tmp_path):
         hparams = checkpoint["hyper_parameters"]
         assert hparams["model"] == {"name": "tudui_cnn"}
         assert hparams["classes"][0] == "airplane" and len(hparams["classes"]) == 10
-        assert hparams["input_spec"] == {"size": 32, "mean": None, "std": None, "resize_size": None}
+        assert hparams["input_spec"] == {
+            "size": 32,
+            "mean": None,
+            "std": None,
+            "resize_size": None,
+            "interpolation": "bilinear",
+        }
     tags = event_tags(run_dir)
     assert set(tags["scalars"]) >= TAGS
     assert {"train/batch", "test/confusion_matrix"} <= set(tags["images"])

@@ -64,6 +64,14 @@ class ImageClassifier(L.LightningModule):
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
+    def train(self, mode: bool = True) -> "ImageClassifier":
+        super().train(mode)
+        # The BatchNorm layers of a frozen backbone keep their (ImageNet) statistics.
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and _frozen(module):
+                module.eval()
+        return self
+
     def on_train_start(self) -> None:
         # Only training steps run compiled: the model graph (a torch.jit trace), the summary
         # and evaluation stay eager, and the state_dict keeps the plain model's keys.
@@ -142,3 +150,8 @@ class ImageClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": build_scheduler(self.hparams.scheduler, optimizer),
         }
+
+
+def _frozen(module: nn.Module) -> bool:
+    parameters = list(module.parameters(recurse=False))
+    return bool(parameters) and not any(p.requires_grad for p in parameters)

@@ -9,6 +9,8 @@ from tudui.config.types import Check
 # Input sides beyond this are refused wherever an InputSpec comes from (config, checkpoint):
 # ImageNet classifiers use 224-600 px, and a claimed 60,000 px would ask for tens of GB.
 MAX_INPUT_SIZE = 1024
+# How images are resized, as torchvision and Pillow both name it (ImageNet weights use these).
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 InputSize = Annotated[
     int, Check(lambda v: 1 <= v <= MAX_INPUT_SIZE, f"an integer in [1, {MAX_INPUT_SIZE}]")
 ]
@@ -19,15 +21,16 @@ class InputSpec:
     """What a model expects of its input images.
 
     ``size`` is the side of the square input; evaluation resizes the shorter side of an
-    image to ``resize_size`` (``None``: to ``size``) and crops the centre. ``mean``/``std``
-    of ``None`` means pixels go in as floats in [0, 1] (``ToTensor``) without
-    normalization, as in the tutorial.
+    image to ``resize_size`` (``None``: to ``size``), with ``interpolation``, and crops the
+    centre. ``mean``/``std`` of ``None`` means pixels go in as floats in [0, 1]
+    (``ToTensor``) without normalization, as in the tutorial.
     """
 
     size: int
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     resize_size: int | None = None
+    interpolation: str = "bilinear"
 
     def __post_init__(self) -> None:
         sides = [self.size] + ([self.resize_size] if self.resize_size is not None else [])
@@ -36,6 +39,8 @@ class InputSpec:
                 raise ValueError(f"an input size must be an integer, not {side!r}")
             if not 1 <= side <= MAX_INPUT_SIZE:
                 raise ValueError(f"an input size of {side} px is outside 1..{MAX_INPUT_SIZE}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}")
         if (self.mean is None) != (self.std is None):
             raise ValueError("mean and std must be given together")
         for name, values in (("mean", self.mean), ("std", self.std)):
@@ -80,6 +85,7 @@ class InputSpec:
                 mean=tuple(mean) if mean is not None else None,
                 std=tuple(std) if std is not None else None,
                 resize_size=values.get("resize_size"),
+                interpolation=values.get("interpolation", "bilinear"),
             )
         except TypeError as err:
             raise ValueError(str(err)) from None

@@ -14,6 +14,7 @@ from tudui.checkpoints import without_pretrained_download
 from tudui.classifier import ImageClassifier
 from tudui.config.check import plain, validate
 from tudui.data.base import setup_datamodule
+from tudui.finetuning import UnfreezeBackbone
 from tudui.models import input_spec
 from tudui.runs import console
 from tudui.runs.epochs import EpochMetrics
@@ -24,7 +25,8 @@ from tudui.runs.trainer import build_trainer
 
 log = logging.getLogger(__name__)
 
-SPEED_OPTIONS = ("channels_last", "compile")
+SPEED_OPTIONS = ("channels_last", "compile")  # ImageClassifier's
+FINETUNE_OPTIONS = ("unfreeze_at_epoch", "backbone_lr_ratio")  # UnfreezeBackbone's
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -42,8 +44,9 @@ def train(cfg: DictConfig) -> float | None:
         resumed = check_resumable(Path(cfg.ckpt_path), cfg) if cfg.ckpt_path else None
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         model_cfg = plain(cfg.model)
-        # How the model runs, not what it is: kept out of the architecture's arguments.
+        # How the model runs and learns, not what it is: kept out of its builder's arguments.
         speed = {key: model_cfg.pop(key) for key in SPEED_OPTIONS if key in model_cfg}
+        finetune = {key: model_cfg.pop(key) for key in FINETUNE_OPTIONS if key in model_cfg}
         datamodule = setup_datamodule(cfg.data, input_spec(**model_cfg), "fit")
         classifier = ImageClassifier(
             # Resuming: the weights come from the checkpoint, so no pretrained download.
@@ -54,7 +57,8 @@ def train(cfg: DictConfig) -> float | None:
             scheduler=plain(cfg.scheduler) or None,  # scheduler=none composes to {}
             **speed,
         )
-        trainer = build_trainer(cfg, interrupts)
+        extra = [UnfreezeBackbone(**finetune)] if finetune.get("unfreeze_at_epoch") else []
+        trainer = build_trainer(cfg, interrupts, extra)
         log.info("tudui run\n%s", console.header(cfg, classifier, datamodule, trainer))
         if resumed:
             check_fits(classifier, resumed, Path(cfg.ckpt_path))

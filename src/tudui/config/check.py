@@ -79,6 +79,7 @@ def _target_problems(group: str, node: Any, provided: set[str]) -> list[str]:
 
 def _model_problems(cfg: DictConfig) -> list[str]:
     from tudui.classifier import ImageClassifier  # Lightning: only once a run is starting
+    from tudui.finetuning import UnfreezeBackbone
     from tudui.models import list_models, model_builder
 
     values = group_values(cfg.model)
@@ -86,7 +87,9 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     if name not in list_models():
         return [f"model.name={name!r} must be one of {list_models()}"]
     provided = {"num_classes", "model", "classes", "input_spec", "optim", "scheduler"}
-    return argument_problems([model_builder(name), ImageClassifier], values, "model", provided)
+    consumers = [model_builder(name), ImageClassifier, UnfreezeBackbone]
+    problems = argument_problems(consumers, values, "model", provided)
+    return problems or UnfreezeBackbone.config_problems(values)
 
 
 def _schedule_problems(cfg: DictConfig) -> list[str]:

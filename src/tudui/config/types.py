@@ -6,6 +6,7 @@ value against such a hint, so a config is checked against the code it configures
 Nothing here imports torch: predict.py and the config check stay light.
 """
 
+import difflib
 import math
 import pathlib
 import types
@@ -18,10 +19,11 @@ from typing import Annotated, Any, Literal, Union
 @dataclass(frozen=True)
 class Check:
     """``Annotated`` metadata: a condition on a value that already has the right type,
-    and what the value must be, in the words of an error message."""
+    and what the value must be, in the words of an error message (or a function of the
+    value giving them, to name the closest valid choices)."""
 
     test: Callable[[Any], bool]
-    what: str
+    what: str | Callable[[Any], str]
 
 
 def _finite(value: Any) -> bool:
@@ -44,7 +46,19 @@ ChannelStds = Annotated[
 ]
 
 
+def one_of(names: Callable[[], list[str]], what: str) -> Any:
+    """A string that must be one of ``names()`` (model architectures: too many to list in a
+    message, which names the closest ones instead; asked for only when a value is checked)."""
+
+    def closest(value: Any) -> str:
+        near = difflib.get_close_matches(str(value), names(), n=5, cutoff=0.5)
+        return f"{what}; the closest: {', '.join(near)}" if near else what
+
+    return Annotated[str, Check(lambda v: v in names(), closest)]
+
+
 def _is_integer(value: Any) -> bool:
+
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -99,7 +113,8 @@ def describe(hint: Any) -> str:
     origin, args = _options(hint)
     if origin is Annotated:
         checks = [m.what for m in hint.__metadata__ if isinstance(m, Check)]
-        return checks[0] if checks else describe(args[0])
+        return checks[0] if checks and isinstance(checks[0], str) else describe(args[0])
+
     if origin is Union:
         options = [describe(a) for a in args if a is not type(None)]
         return " or ".join(options) + (", or null" if type(None) in args else "")
@@ -115,4 +130,10 @@ def describe(hint: Any) -> str:
 
 def mismatch(value: Any, hint: Any) -> str | None:
     """``None`` when ``value`` fits ``hint``, else what it must be."""
-    return None if matches(value, hint) else describe(hint)
+    if matches(value, hint):
+        return None
+    if typing.get_origin(hint) is Annotated:
+        for check in (m for m in hint.__metadata__ if isinstance(m, Check)):
+            if callable(check.what):
+                return check.what(value)
+    return describe(hint)

@@ -17,10 +17,12 @@ from tudui.input_spec import InputSpec
 
 def to_model_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """Float image(s) in [0, 1], (C, H, W) or (N, C, H, W) -> what the model takes: the
-    shorter side resized to ``resize_size`` (else ``size``), the centre ``size`` x ``size``
+    shorter side resized to ``resize_size`` (else ``size``) with the spec's interpolation,
+    the centre ``size`` x ``size``
     cropped, then normalized by the spec's mean and std, if it has them."""
     if images.shape[-2:] != (spec.size, spec.size) or spec.resize_size:
-        images = TF.resize(images, spec.resize_size or spec.size, antialias=True)
+        mode = v2.InterpolationMode(spec.interpolation)
+        images = TF.resize(images, spec.resize_size or spec.size, mode, antialias=True)
         images = TF.center_crop(images, [spec.size, spec.size])
     if spec.mean is not None:
         images = TF.normalize(images, list(spec.mean), list(spec.std))
@@ -30,7 +32,7 @@ def to_model_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
 def train_transforms(spec: InputSpec) -> v2.Compose:
     """Random crop of random size and aspect, resized to the model's input; random flip."""
     steps: list = [
-        v2.RandomResizedCrop(spec.size, antialias=True),
+        v2.RandomResizedCrop(spec.size, interpolation=v2.InterpolationMode(spec.interpolation)),
         v2.RandomHorizontalFlip(),
         v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),

@@ -13,8 +13,9 @@ from tudui.models.registry import (
     model_problems,
     register_model,
 )
+from tudui.models.timm import timm_classifier
+from tudui.models.torchvision import torchvision_classifier, vgg16
 from tudui.models.tudui_cnn import TuduiCNN
-from tudui.models.vgg import vgg16
 
 __all__ = [
     "TuduiCNN",
@@ -24,5 +25,7 @@ __all__ = [
     "model_builder",
     "model_problems",
     "register_model",
+    "timm_classifier",
+    "torchvision_classifier",
     "vgg16",
 ]

@@ -25,6 +25,8 @@ log = logging.getLogger("tudui")
 QUIET = [
     (r"`torch\.jit\.trace", FutureWarning),
     (r".*LeafSpec", Warning),
+    (r"The default weight initialization of", FutureWarning),  # GoogLeNet, Inception
+    (r"Found \d+ module\(s\) in eval mode", Warning),  # a frozen backbone's BatchNorm
     (r"Checkpoint directory .* exists and is not empty", Warning),
     (r"You're resuming from a checkpoint that ended before the epoch ended", Warning),
 ]

@@ -90,10 +90,13 @@ def trainer_problems(values: dict[str, Any]) -> list[str]:
     return problems or device_problems(values)
 
 
-def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig, interrupts: SaveOnInterrupt, extra: list[L.Callback] | None = None
+) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config, and what
     the README guarantees installed in code, not left to YAML: ``last.ckpt`` after every
-    epoch, checkpoints written whole, saving on an interrupt, RNG states for exact resume."""
+    epoch, checkpoints written whole, saving on an interrupt, RNG states for exact resume.
+    ``extra``: callbacks the run itself needs (fine-tuning)."""
     run = interrupts.run
     chosen = [build(node, f"callbacks.{name}") for name, node in _entries(cfg, "callbacks")]
 
@@ -105,7 +108,7 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     last = ModelCheckpoint(
         dirpath=run.checkpoints, filename=run.last_checkpoint.stem, enable_version_counter=False
     )
-    callbacks = [*chosen, last, interrupts, RestoreRNG(), EpochMetrics(run)]
+    callbacks = [*chosen, *(extra or []), last, interrupts, RestoreRNG(), EpochMetrics(run)]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(ProgressBar())
     if cfg.trainer.get("enable_model_summary", True):
