@@ -207,3 +207,19 @@ def test_a_sweep_over_architectures(images, tmp_path):
     summary = (sweep / "summary.csv").read_text()
     assert "model.arch=resnet18" in summary and "model.arch=mobilenet_v3_small" in summary
     assert summary.count(",ok") == 2
+
+
+def test_the_transfer_learning_recipe(images, tmp_path, torch_home):
+    """experiment=hymenoptera_finetune with its pretrained weights taken from a hub cache
+    (random numbers in the real file layout), shortened: head first, then everything."""
+    run = tmp_path / "run"
+    result = run_entry(
+        "train.py", "experiment=hymenoptera_finetune", f"data.root={images}",
+        "data.input_size=32", "trainer=cpu", "trainer.max_epochs=2",
+        "model.unfreeze_at_epoch=2", f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["model"]["pretrained"] is True
+    assert checkpoint["hyper_parameters"]["optim"]["name"] == "adamw"
+    assert len(checkpoint["optimizer_states"][0]["param_groups"]) == 2  # the backbone joined
