@@ -6,7 +6,7 @@ import yaml
 from tudui.errors import ConfigError
 from tudui.runs.resume import resume_overrides
 
-from .helpers import REPO, run_script
+from .helpers import REPO, run_entry
 
 CONF = REPO / "conf"
 
@@ -128,7 +128,7 @@ def test_poisoned_run_folder_leaves_nothing_behind(tmp_path):
         tmp_path / "run",
         ["seed=1", "+callbacks.x._target_=os.makedirs", f"+callbacks.x.name={pwned}"],
     )
-    result = run_script("train.py", f"ckpt_path={last}")
+    result = run_entry("train.py", f"ckpt_path={last}", cwd=tmp_path)
     assert result.returncode == 1
     assert "Refused to resume" in result.stderr and "line 2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -105,7 +105,7 @@ def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     assert f"Resume with: python train.py ckpt_path={last}" in stderr
     assert "Traceback" not in stderr
     saved = torch.load(last, weights_only=True)
-    resumed = run_script(
+    resumed = run_entry(
         "train.py", f"ckpt_path={run_dir}", f"trainer.max_epochs={saved['epoch'] + 2}"
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -201,6 +201,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left
 
 
+@pytest.mark.slow
 def test_file_size_limit_at_checkpoint_time_is_a_clear_error(tmp_path):
     """A real write failure in a real run: the kernel refuses files over 100 kB."""
     data = write_fake_cifar10(tmp_path / "data")

@@ -67,6 +67,7 @@ def test_hparams_tab_holds_the_results(tmp_path):
     assert b"hp/best_val_acc" in raw and b"optim/lr" in raw and b"hp_metric" not in raw
 
 
+@pytest.mark.slow
 def test_optuna_search(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")
     sweep = tmp_path / "search"
@@ -82,6 +83,7 @@ def test_optuna_search(tmp_path):
     assert best["best_value"] == max(float(r["best_val_acc"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_set_of_outputs(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")
     run_dir = tmp_path / "run"

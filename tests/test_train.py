@@ -128,7 +128,9 @@ def test_offline_error_is_one_clear_message(tmp_path):
 def test_help_and_cfg_job():
     help_text = run_entry("train.py", "--help")
     assert help_text.returncode == 0
-    assert "model: tudui_cnn" in help_text.stdout and "optim: adam, adamw, sgd" in help_text.stdout
+    models = next(line for line in help_text.stdout.splitlines() if line.startswith("model: "))
+    assert "tudui_cnn" in models and "resnet18" in models and "torchvision" in models
+    assert "optim: adam, adamw, sgd" in help_text.stdout
     job = run_entry("train.py", "--cfg", "job", "optim=adam")
     assert job.returncode == 0
     assert (
