@@ -1,9 +1,10 @@
-"""Classify images with a trained model. Only the checkpoint is needed.
+"""Classify images with a trained model. Only the checkpoint (or the exported file) is needed.
 
 python predict.py ckpt=outputs/runs/<run> img=dog.jpg        # a run folder: its best checkpoint
 python predict.py ckpt=latest img=dog.jpg                    # the newest run
 python predict.py ckpt=model.ckpt img=photos/ topk=5 output=preds.csv
 python predict.py ckpt=model.ckpt img='photos/*.png' output=preds.json device=cpu
+python predict.py ckpt=model.onnx img=photos/                # exported: ONNX Runtime, no torch
 python predict.py ckpt=tudui_9.pth model=tudui_cnn classes=[ants,bees] img=ant.jpg  # a state_dict
 
 Keys: ckpt, img, topk (3), output (.csv or .json), device (auto|cpu|cuda), batch_size (32),
@@ -16,9 +17,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from tudui.checkpoints import load_trained_model
 from tudui.errors import ConfigError, exit_on_user_error
-from tudui.predict import PredictConfig, image_paths, pick_device, predict, write_predictions
+from tudui.predict import Classifier, PredictConfig, image_paths, predict, write_predictions
 from tudui.runs.folder import with_latest_run
 
 CONFIG_DIR = Path(__file__).parent / "conf"  # where train.py puts runs, for ckpt=latest
@@ -38,19 +38,32 @@ def parse(argv: list[str]) -> PredictConfig:
     return cfg
 
 
+def load(cfg: PredictConfig) -> Classifier:
+    """An exported ``.onnx`` runs on ONNX Runtime, without importing torch; anything else
+    is a checkpoint (or state_dict) for PyTorch."""
+    if cfg.ckpt.endswith(".onnx"):
+        from tudui.exported import ExportedModel
+
+        if cfg.device == "cuda":
+            raise ConfigError("device=cuda is for checkpoints: an .onnx runs on the CPU here.")
+        return ExportedModel(Path(cfg.ckpt))
+    from tudui.trained import load_trained_model, pick_device
+
+    trained = load_trained_model(Path(cfg.ckpt), cfg.model, cfg.classes)
+    return trained.to(pick_device(cfg.device))
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
     cfg = parse(with_latest_run(argv, "ckpt", CONFIG_DIR))
-    trained = load_trained_model(Path(cfg.ckpt), cfg.model, cfg.classes)
-    predictions = predict(
-        trained, image_paths(cfg.img), pick_device(cfg.device), cfg.topk, cfg.batch_size
-    )
+    classifier = load(cfg)
+    predictions = predict(classifier, image_paths(cfg.img), cfg.topk, cfg.batch_size)
     for prediction in predictions:
         print(prediction.line(), file=sys.stderr if prediction.error else sys.stdout)
     if cfg.output:
-        write_predictions(predictions, Path(cfg.output), min(cfg.topk, len(trained.classes)))
+        write_predictions(predictions, Path(cfg.output), min(cfg.topk, len(classifier.classes)))
     return 1 if any(p.error for p in predictions) else 0
 
 

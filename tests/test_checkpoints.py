@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tudui.checkpoints import load_trained_model, read_tudui_checkpoint
+from tudui.checkpoints import read_tudui_checkpoint
 from tudui.errors import TuduiError
 from tudui.evaluate import load_classifier
 from tudui.runs.resume import check_fits, check_resumable
 from tudui.train import train
+from tudui.trained import load_trained_model
 
 from .helpers import compose_config, write_fake_cifar10
 
@@ -254,8 +255,6 @@ def test_an_absurd_image_is_one_bad_file_among_good_ones(trained, tmp_path):
     torch.save(trained[0], path)
     Image.new("RGB", (40, 30)).save(tmp_path / "fine.png")
     Image.new("L", (2_000_000, 1)).save(tmp_path / "line.png")
-    fine, line = predict(
-        load_trained_model(path), [tmp_path / "fine.png", tmp_path / "line.png"], "cpu"
-    )
+    fine, line = predict(load_trained_model(path), [tmp_path / "fine.png", tmp_path / "line.png"])
     assert fine.error is None and fine.topk
     assert "one side more than 30 times the other" in line.error and not line.topk

@@ -7,11 +7,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tudui.checkpoints import TrainedModel
 from tudui.data.image_folder import ImageFolderDataModule
 from tudui.data.in_memory import BatchTransform
 from tudui.input_spec import InputSpec
 from tudui.predict import predict
+from tudui.trained import TrainedModel
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -43,8 +43,8 @@ def test_an_image_gives_one_set_of_logits_on_every_path(tmp_path, spec):
     assert in_memory.shape == (1, 3, spec.size, spec.size)
     torch.testing.assert_close(logits[0], logits[1], atol=1e-5, rtol=0)
 
-    trained = TrainedModel(model, ["a", "b"], spec, tmp_path / "model.ckpt")
-    (predicted,) = predict(trained, [tmp_path / "val" / "a" / "x.png"], torch.device("cpu"), 2)
+    trained = TrainedModel(model, ["a", "b"], spec, tmp_path / "model.ckpt", {"name": "test"})
+    (predicted,) = predict(trained, [tmp_path / "val" / "a" / "x.png"], topk=2)
     expected = logits[0].softmax(-1)[0]
     by_class = dict(predicted.topk)
     assert [by_class["a"], by_class["b"]] == pytest.approx(expected.tolist(), abs=1e-6)

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from tudui.checkpoints import load_trained_model
 from tudui.data.images import read_image
 from tudui.data.transforms import eval_transforms
 from tudui.train import train
+from tudui.trained import load_trained_model
 
 from .helpers import (
     IMAGE_KINDS,

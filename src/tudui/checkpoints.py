@@ -10,7 +10,6 @@ checkpoint is one clear error, never a traceback or a NaN prediction.
 import hashlib
 import pickle
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,13 @@ from torch import nn
 
 from tudui.errors import TuduiError
 from tudui.input_spec import InputSpec
-from tudui.models import create_model, input_spec, list_models, model_problems
+from tudui.models import create_model, list_models, model_problems
 from tudui.runs.folder import RunFolder
 from tudui.runs.lightning_private import best_model_paths
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
 CHECKSUM_KEY = "weights_sha256"  # written by ImageClassifier.on_save_checkpoint
 MAX_CLASSES = 100_000
-
-
-@dataclass
-class TrainedModel:
-    """A model in eval mode with what it needs for inference."""
-
-    model: nn.Module
-    classes: list[str]
-    input_spec: InputSpec
-    path: Path
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -203,38 +192,3 @@ def build_into(network: nn.Module, state_dict: dict[str, torch.Tensor], path: Pa
             "Check model= and classes=."
         ) from None
     return network
-
-
-def load_trained_model(
-    path: Path, model: str | None = None, classes: list[str] | None = None
-) -> TrainedModel:
-    """A model to predict with, from a tudui checkpoint or a plain state_dict ``.pth``.
-
-    A checkpoint of ``train.py`` describes itself. A plain state_dict (the tutorial's
-    ``torch.save(model.state_dict(), ...)``) needs the registered ``model`` name and
-    the ``classes`` in label order; its input is the model's default.
-    """
-    path = find_checkpoint(path)
-    content = load_file(path)
-    if isinstance(content, dict) and "state_dict" in content:
-        hparams, state_dict = read_tudui_parts(content, path)
-        weights = {
-            key.removeprefix("model."): value
-            for key, value in state_dict.items()
-            if key.startswith("model.")
-        }
-        network = build(hparams["model"], hparams["classes"], weights, path)
-        spec = InputSpec.from_dict(hparams["input_spec"])
-        return TrainedModel(network, list(hparams["classes"]), spec, path)
-    if isinstance(content, dict) and all(isinstance(v, torch.Tensor) for v in content.values()):
-        if model is None or not classes:
-            raise TuduiError(
-                f"{path} is a plain state_dict, which does not say what it is: give the model "
-                "and the class names in label order, e.g. model=tudui_cnn "
-                "classes=[airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck]."
-            )
-        network = build({"name": model}, list(classes), check_weights(content, path), path)
-        return TrainedModel(network, list(classes), input_spec(model), path)
-    raise TuduiError(
-        f"{path} is not a tudui checkpoint or a state_dict: it holds a {type(content).__name__}."
-    )

@@ -42,7 +42,6 @@ class UnfreezeBackbone(BaseFinetuning):
     def freeze_before_training(self, pl_module: L.LightningModule) -> None:
         pass  # model.freeze_features made the model frozen already
 
-
     def finetune_function(
         self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer
     ) -> None:

@@ -1,4 +1,6 @@
-"""Classifying image files with a trained model: no Lightning, no Hydra run folder."""
+"""Classifying image files with a trained model, whatever runs it: a checkpoint in PyTorch
+(:mod:`tudui.checkpoints`) or an exported model in ONNX Runtime (:mod:`tudui.exported`).
+No Lightning, no Hydra, no run folder; and no torch in this module, for the ONNX path."""
 
 import csv
 import glob
@@ -6,14 +8,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import torch
+import numpy as np
 
-from tudui.checkpoints import TrainedModel
 from tudui.data.folders import image_files
-from tudui.data.images import BadImage, is_image_file, read_image
-from tudui.data.transforms import eval_transforms
+from tudui.data.images import BadImage, is_image_file
 from tudui.errors import ConfigError, TuduiError
 
 
@@ -21,7 +21,7 @@ from tudui.errors import ConfigError, TuduiError
 class PredictConfig:
     """``python predict.py key=value ...``"""
 
-    ckpt: str  # a checkpoint, a run folder (its best checkpoint) or a state_dict .pth
+    ckpt: str  # a checkpoint, a run folder (its best), latest, a state_dict .pth or a .onnx
     img: str  # an image, a folder of images, or a glob such as 'photos/*.jpg'
     topk: int = 3  # how many classes to list per image, at most all of them
     output: str | None = None  # also write the predictions to this .csv or .json file
@@ -60,14 +60,16 @@ def image_paths(pattern: str) -> list[Path]:
     return found
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device={name!r}: choose auto, cpu or cuda.")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but PyTorch sees no CUDA GPU here; use device=cpu.")
-    return torch.device(name)
+class Classifier(Protocol):
+    """What predicting needs of a trained model, whatever runs it (PyTorch, ONNX Runtime)."""
+
+    classes: list[str]
+
+    def prepare(self, path: Path) -> Any:
+        """The image file at ``path`` as the model's input; raises BadImage."""
+
+    def probabilities(self, inputs: list[Any]) -> np.ndarray:
+        """(N, classes) probabilities of a batch of prepared inputs."""
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
@@ -75,34 +77,27 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-@torch.inference_mode()
 def predict(
-    trained: TrainedModel,
-    paths: list[Path],
-    device: torch.device,
-    topk: int = 3,
-    batch_size: int = 32,
+    classifier: Classifier, paths: list[Path], topk: int = 3, batch_size: int = 32
 ) -> list[Prediction]:
     """Top-``topk`` classes of each image, through the eval transform the model was validated
     with. An unreadable image gets its error; the others are still predicted."""
-    model = trained.model.to(device)
-    transform = eval_transforms(trained.input_spec)
-    k = min(topk, len(trained.classes))
+    k = min(topk, len(classifier.classes))
     predictions = []
     for chunk in _batches(paths, batch_size):
         results = [Prediction(str(path)) for path in chunk]
         inputs, readable = [], []
         for path, result in zip(chunk, results, strict=True):
             try:
-                inputs.append(transform(read_image(path)))
+                inputs.append(classifier.prepare(path))
                 readable.append(result)
             except BadImage as err:
                 result.error = str(err).removeprefix(f"{path}: ")
         if inputs:
-            probabilities = model(torch.stack(inputs).to(device)).softmax(dim=-1).cpu()
-            values, indices = probabilities.topk(k, dim=-1)
-            for result, p, i in zip(readable, values.tolist(), indices.tolist(), strict=True):
-                result.topk = [(trained.classes[c], prob) for c, prob in zip(i, p, strict=True)]
+            probabilities = classifier.probabilities(inputs)
+            for result, row in zip(readable, probabilities, strict=True):
+                best = np.argsort(-row, kind="stable")[:k]
+                result.topk = [(classifier.classes[c], float(row[c])) for c in best]
         predictions += results
     return predictions
 

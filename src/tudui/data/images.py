@@ -1,12 +1,14 @@
-"""Reading image files of every common kind as 3-channel RGB uint8 tensors."""
+"""Reading image files of every common kind as 3-channel RGB uint8 arrays or tensors.
+
+No torch at the top: predict.py's ONNX path reads images with this module, without it.
+"""
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
-from torchvision.transforms.v2.functional import pil_to_tensor
 
 # What torchvision's ImageFolder accepts, plus GIF. Anything else in a folder is not an image.
 IMAGE_EXTENSIONS = (
@@ -64,8 +66,8 @@ def check_size(path: Path, width: int, height: int) -> None:
         )
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """Decode ``path`` to a (3, H, W) uint8 RGB tensor, its EXIF orientation applied.
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode ``path`` to an (H, W, 3) uint8 RGB array, its EXIF orientation applied.
 
     Raises:
         BadImage: the file is not a regular file, is corrupt, truncated or not an image,
@@ -85,7 +87,14 @@ def read_image(path: str | Path) -> torch.Tensor:
             image = Image.open(path)
         with image:
             check_size(path, image.width, image.height)
-            return pil_to_tensor(to_rgb(ImageOps.exif_transpose(image)))
+            return np.array(to_rgb(ImageOps.exif_transpose(image)))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         # OSError covers unidentified, truncated and unreadable files
         raise BadImage(f"{path}: {err}") from None
+
+
+def read_image(path: str | Path) -> Any:
+    """:func:`read_rgb` as a (3, H, W) uint8 torch tensor."""
+    import torch  # here, for the ONNX path's sake (see the module's docstring)
+
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous()

@@ -1,0 +1,124 @@
+"""A model exported by ``export.py`` (ONNX), predicting with ONNX Runtime, NumPy and Pillow:
+no torch, torchvision or Lightning. ``pip install onnxruntime numpy pillow`` is enough.
+
+The file carries what ``predict.py`` needs as ONNX metadata (:data:`METADATA`): class
+names, the input spec, the model's description, tudui's version and the checkpoint's
+SHA-256. Images are prepared exactly as :func:`tudui.data.transforms.to_model_input` does
+in PyTorch (a test holds the two to the same probabilities).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from tudui.data.images import read_rgb
+from tudui.errors import ConfigError, TuduiError
+from tudui.input_spec import InputSpec
+
+INPUT, OUTPUT = "images", "logits"
+METADATA = (
+    "tudui.classes",
+    "tudui.input_spec",
+    "tudui.model",
+    "tudui.version",
+    "tudui.source_sha256",
+)
+PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
+
+def _resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """The shorter side to ``short_side``, the longer in proportion, as torchvision rounds."""
+    if width <= height:
+        return short_side, int(short_side * height / width)
+    return int(short_side * width / height), short_side
+
+
+def prepare(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> the model's (3, size, size) float32 input: scaled to [0, 1],
+    the shorter side resized (per channel, in floats, with Pillow's antialiased filter, as
+    torchvision's ``resize(antialias=True)`` is made to match), centre-cropped, normalized."""
+    channels = [pixels[..., c].astype(np.float32) / 255 for c in range(3)]
+    height, width = channels[0].shape
+    if (height, width) != (spec.size, spec.size) or spec.resize_size:
+        width, height = _resized_size(width, height, spec.resize_size or spec.size)
+        resample = PIL_FILTERS[spec.interpolation]
+        channels = [
+            np.asarray(Image.fromarray(c, mode="F").resize((width, height), resample))
+            for c in channels
+        ]
+        top = int(round((height - spec.size) / 2.0))
+        left = int(round((width - spec.size) / 2.0))
+        channels = [c[top : top + spec.size, left : left + spec.size] for c in channels]
+    image = np.stack(channels)
+    if spec.mean is not None:
+        mean = np.asarray(spec.mean, np.float32)[:, None, None]
+        image = (image - mean) / np.asarray(spec.std, np.float32)[:, None, None]
+    return image.astype(np.float32)
+
+
+class ExportedModel:
+    """An exported ``.onnx`` file as a :class:`~tudui.predict.Classifier`."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ConfigError(
+                f"{path} needs ONNX Runtime: pip install onnxruntime (or the export extra)."
+            ) from None
+        if not path.is_file():
+            raise TuduiError(f"{path} does not exist or is not a regular file.")
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own kinds for every bad file
+            reason = str(err).strip().splitlines()[0][:160]
+            raise TuduiError(
+                f"{path} is not an ONNX model ONNX Runtime can run ({reason})."
+            ) from None
+        self.path = path
+        self.classes, self.input_spec, self.description = read_metadata(self.session, path)
+
+    def prepare(self, path: Path) -> np.ndarray:
+        return prepare(read_rgb(path), self.input_spec)
+
+    def probabilities(self, inputs: list[np.ndarray]) -> np.ndarray:
+        logits = self.session.run([OUTPUT], {INPUT: np.stack(inputs)})[0].astype(np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def read_metadata(session: Any, path: Path) -> tuple[list[str], InputSpec, dict[str, Any]]:
+    """The classes, input spec and model description an exported file carries, checked."""
+    metadata = session.get_modelmeta().custom_metadata_map
+    missing = [key for key in METADATA if key not in metadata]
+    if missing:
+        raise TuduiError(
+            f"{path} was not exported by tudui's export.py: its metadata lacks "
+            f"{', '.join(missing)}. Export the checkpoint with python export.py ckpt=..."
+        )
+    try:
+        classes = json.loads(metadata["tudui.classes"])
+        spec = InputSpec.from_dict(json.loads(metadata["tudui.input_spec"]))
+        description = json.loads(metadata["tudui.model"])
+    except (ValueError, TypeError) as err:
+        raise TuduiError(f"{path}: its tudui metadata cannot be read ({err}).") from None
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, str) for c in classes)
+    ):
+        raise TuduiError(f"{path}: its metadata's classes are not a list of class names.")
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != [INPUT] or OUTPUT not in [o.name for o in outputs]:
+        raise TuduiError(f"{path} does not take '{INPUT}' and give '{OUTPUT}' as tudui's do.")
+    if list(inputs[0].shape[1:]) != [3, spec.size, spec.size]:
+        raise TuduiError(
+            f"{path} takes images of shape {inputs[0].shape[1:]}, but its metadata says "
+            f"{spec.size} px: the metadata does not belong to this model."
+        )
+    return classes, spec, description

@@ -1,0 +1,187 @@
+"""Export to ONNX (and torch.export), and predict.py on the exported file without PyTorch."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tudui.errors import TuduiError
+from tudui.export import export, sha256
+from tudui.exported import ExportedModel
+from tudui.predict import predict
+from tudui.train import train
+from tudui.trained import load_trained_model
+
+from .helpers import IMAGE_KINDS, REPO, compose_config, make_class_folders, run_entry, write_image
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+MODELS = {
+    "tudui_cnn": [],
+    "resnet18": ["model=resnet18", "data.input_size=40"],  # ImageNet mean/std, bilinear
+    "efficientnet_b0": ["model=efficientnet_b0", "data.input_size=48"],  # bicubic
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The run folder of a model trained for an epoch on a tiny ants/bees folder, trained
+    when a test first asks for it."""
+    tmp = tmp_path_factory.mktemp("export")
+    root = make_class_folders(tmp / "data", {"ants": 6, "bees": 6})
+    common = ["data=image_folder", f"data.root={root}", "data.batch_size=4", "trainer=cpu"]
+    common += ["trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
+
+    def run(name: str):
+        if not (tmp / name).is_dir():
+            train(compose_config(*common, *MODELS[name], f"paths.output_dir={tmp / name}"))
+        return tmp / name
+
+    return run
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """One image of every kind predict.py reads, of photo-like odd sizes."""
+    folder = tmp_path / "photos"
+    for i, (suffix, mode) in enumerate(IMAGE_KINDS):
+        write_image(
+            folder / f"kind{i}_{mode}{suffix}", mode, size=(97 + 13 * i, 61 + 7 * i), seed=i
+        )
+    return folder
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tudui_cnn",
+        pytest.param("resnet18", marks=pytest.mark.slow),
+        pytest.param("efficientnet_b0", marks=pytest.mark.slow),
+    ],
+)
+def test_export_then_predict_without_pytorch_gives_the_same_answers(runs, photos, tmp_path, name):
+    trained = load_trained_model(runs(name))
+    output = tmp_path / "model.onnx"
+    report = export(trained, output)
+    assert "ONNX Runtime matches PyTorch on 4 images" in report
+    exported = ExportedModel(output)
+    assert exported.classes == trained.classes and exported.input_spec == trained.input_spec
+    paths = sorted(photos.iterdir())
+    by_onnx, by_torch = predict(exported, paths, topk=2), predict(trained, paths, topk=2)
+    for a, b in zip(by_onnx, by_torch, strict=True):
+        assert a.topk[0][0] == b.topk[0][0], a.path
+        assert [p for _, p in a.topk] == pytest.approx([p for _, p in b.topk], abs=1e-3)
+
+
+def test_the_file_carries_what_predict_needs(runs, tmp_path):
+    trained = load_trained_model(runs("tudui_cnn"))
+    output = tmp_path / "model.onnx"
+    export(trained, output)
+    metadata = {p.key: p.value for p in onnx.load(str(output)).metadata_props}
+    assert json.loads(metadata["tudui.classes"]) == ["ants", "bees"]
+    assert json.loads(metadata["tudui.input_spec"]) == trained.input_spec.to_dict()
+    assert json.loads(metadata["tudui.model"]) == {"name": "tudui_cnn"}
+    assert metadata["tudui.source_sha256"] == sha256(trained.path)
+    assert metadata["tudui.version"]
+    model = onnx.load(str(output))
+    onnx.checker.check_model(model)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # any batch size
+
+
+def test_export_py_writes_beside_the_run_and_checks(runs, tmp_path):
+    run = runs("tudui_cnn")
+    result = run_entry("export.py", f"ckpt={run}", "output=cnn.onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote cnn.onnx") and (tmp_path / "cnn.onnx").is_file()
+    assert "max |logits difference|" in result.stdout
+
+
+def test_a_model_that_does_not_match_is_not_written(runs, tmp_path, monkeypatch):
+    monkeypatch.setattr("tudui.export.TOLERANCE", -1.0)  # nothing can match
+    with pytest.raises(TuduiError, match="differ from PyTorch's by .* the model was not written"):
+        export(load_trained_model(runs("tudui_cnn")), tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pt2_export(runs, tmp_path):
+    output = tmp_path / "model.pt2"
+    export(load_trained_model(runs("tudui_cnn")), output, format="pt2")
+    program = torch.export.load(output)
+    assert program.module()(torch.zeros(3, 3, 32, 32)).shape == (3, 2)
+
+
+@pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory):
+    output = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export(load_trained_model(runs("tudui_cnn")), output)
+    return output
+
+
+def _rewrite(source, target, change):
+    model = onnx.load(str(source))
+    change(model)
+    onnx.save(model, str(target))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.ClearField("metadata_props"), "was not exported by tudui's export.py"),
+        (
+            lambda m: [p for p in m.metadata_props if p.key == "tudui.classes"][0].__setattr__(
+                "value", "not json"
+            ),
+            "its tudui metadata cannot be read",
+        ),
+        (
+            lambda m: [p for p in m.metadata_props if p.key == "tudui.input_spec"][0].__setattr__(
+                "value", json.dumps({"size": 64})
+            ),
+            "its metadata says 64 px",
+        ),
+    ],
+    ids=["no-metadata", "unreadable", "wrong-size"],
+)
+def test_a_file_with_wrong_metadata_is_refused(exported, tmp_path, photos, change, message):
+    bad = _rewrite(exported, tmp_path / "bad.onnx", change)
+    result = run_entry("predict.py", f"ckpt={bad}", f"img={photos}", cwd=tmp_path)
+    assert result.returncode == 1 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path, photos):
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"PK\x03\x04 not a protobuf")
+    result = run_entry("predict.py", f"ckpt={fake}", f"img={photos}", cwd=tmp_path)
+    assert result.returncode == 1 and "is not an ONNX model" in result.stderr
+
+
+BLOCK = """
+import importlib.abc, runpy, sys
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "torchvision", "lightning", "pytorch_lightning"}:
+            raise ImportError(f"{name} is blocked: the ONNX path must not need it")
+sys.meta_path.insert(0, Blocked())
+sys.argv = ["predict.py", *sys.argv[1:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_predict_on_onnx_without_torch(exported, photos, tmp_path):
+    output = tmp_path / "preds.csv"
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK, f"ckpt={exported}", f"img={photos}", f"output={output}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == len(IMAGE_KINDS)
+    assert output.read_text().startswith("path,class,probability,top2,top2_probability,error")
+    probabilities = np.array([float(line.split()[2]) for line in result.stdout.splitlines()])
+    assert ((probabilities >= 0.5) & (probabilities <= 1)).all()
