@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tudui.errors import TuduiError
 from tudui.export import export, sha256
@@ -53,6 +54,12 @@ def photos(tmp_path):
         write_image(
             folder / f"kind{i}_{mode}{suffix}", mode, size=(97 + 13 * i, 61 + 7 * i), seed=i
         )
+    rotated = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), np.uint8))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees
+    rotated.save(folder / "rotated.jpg", exif=exif)
+    deep = np.arange(70 * 50, dtype=np.uint16).reshape(50, 70) * 18
+    Image.fromarray(deep).save(folder / "deep16.png")  # 16 bits per sample
     return folder
 
 
@@ -181,7 +188,7 @@ def test_predict_on_onnx_without_torch(exported, photos, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.strip().splitlines()) == len(IMAGE_KINDS)
+    assert len(result.stdout.strip().splitlines()) == len(IMAGE_KINDS) + 2
     assert output.read_text().startswith("path,class,probability,top2,top2_probability,error")
     probabilities = np.array([float(line.split()[2]) for line in result.stdout.splitlines()])
     assert ((probabilities >= 0.5) & (probabilities <= 1)).all()
