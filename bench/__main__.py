@@ -8,7 +8,8 @@ Rows: (a) the compute floor, TuduiCNN forward + backward + SGD step on one pre-m
 of 64 in a bare loop, in the faster memory layout; (b) the tutorial's loop (section 19):
 torchvision CIFAR10 + ToTensor + DataLoader(batch_size=64); (c) tudui: ``train.py`` as a
 user runs it, callbacks, logging and progress bar included; (d) its evaluation; (e) its
-peak memory; (f) ``predict.py`` on one image next to ``import torch, torchvision``; then
+peak memory; (f) ``predict.py`` on one image, from the checkpoint and from its ONNX export, next to
+``import torch, torchvision``; (g) both on 1,000 images; then
 tudui with each speed option. All read the same synthetic CIFAR-10, written in the real
 archive's format to a fresh temporary folder (the tutorial's loop unpickles them with
 torchvision's own reader, so they are never read from a place others can write to).
@@ -160,13 +161,38 @@ def wall_time(command: list[str], repeats: int = 3) -> float:
     return min(times)
 
 
-def predict_wall_time(run_dir: Path, image: Path) -> tuple[float, float]:
-    """(f) ``predict.py`` on one image, and the bare ``import torch, torchvision``."""
-    predict = wall_time(
-        [sys.executable, str(REPO / "predict.py"), f"ckpt={run_dir}", f"img={image}", "device=cpu"]
-    )
+def predict_rows(run_dir: Path, work: Path, images: int) -> list[tuple[str, str]]:
+    """(f) ``predict.py`` on one image, from the checkpoint and from its ONNX export, next
+    to a bare ``import torch, torchvision``; (g) both on a folder of ``images`` images."""
+    script = [sys.executable, str(REPO / "predict.py"), "device=cpu"]
+    onnx = work / "model.onnx"
+    subprocess.run(
+        [sys.executable, str(REPO / "export.py"), f"ckpt={run_dir}", f"output={onnx}"],
+        cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    one = work / "one.png"
+    Image.fromarray(np.zeros((300, 400, 3), dtype=np.uint8)).save(one)
+    folder = work / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(images):  # photo-like sizes, as a user's folder has
+        pixels = rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
     imports = wall_time([sys.executable, "-c", "import torch, torchvision"])
-    return predict, imports
+    rows = []
+    for name, model in (("checkpoint", run_dir), ("ONNX", onnx)):
+        seconds = wall_time([*script, f"ckpt={model}", f"img={one}"])
+        rows.append(
+            (
+                f"f. predict.py, one image, {name}",
+                f"{seconds:8.2f} s  (import torch, torchvision: {imports:.2f} s, "
+                f"x{seconds / imports:.2f})",
+            )
+        )
+    for name, model in (("checkpoint", run_dir), ("ONNX", onnx)):
+        seconds = wall_time([*script, f"ckpt={model}", f"img={folder}"], repeats=1)
+        rows.append((f"g. predict.py, {images} images, {name}", f"{images / seconds:8.0f} img/s"))
+    return rows
 
 
 def model_step_row(model: str, batch: int) -> tuple[str, str]:
@@ -253,22 +279,12 @@ def measure_and_print(
     ]
     rows.append(("d. tudui evaluation (test split)", f"{tudui['test']:8.0f} img/s"))
     rows.append(("e. tudui peak memory (RSS)", f"{tudui['peak_rss_gb']:8.2f} GB"))
-    image = work / "one.png"
-    Image.fromarray(np.zeros((300, 400, 3), dtype=np.uint8)).save(image)
-    predict, imports = predict_wall_time(work / "default0", image)
-    rows.append(
-        (
-            "f. predict.py, one image",
-            f"{predict:8.2f} s  (import torch, torchvision: {imports:.2f} s, "
-            f"x{predict / imports:.2f})",
-        )
-    )
+    rows += predict_rows(work / "default0", work, 20 if args.smoke else 1000)
     rows.append(("c/a", f"{tudui['train'] / floor:8.2f}   target >= 0.90"))
     rows.append(("c/b", f"{tudui['train'] / tutorial:8.2f}   target >= 1.15"))
     for model in filter(None, args.models.split(",")):
         rows.append(model_step_row(model, batch=2 if args.smoke else 16))
     if not args.no_options:
-
         options = [
             "model.channels_last=false",
             "model.channels_last=true",
