@@ -9,6 +9,7 @@ does not is not written, and the message says by how much it differed.
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -75,9 +76,12 @@ def _export_onnx(
         import onnx
     except ImportError:
         raise ConfigError("format=onnx needs onnx: pip install -e '.[export]'") from None
+    for name in ("onnxscript", "onnx_ir"):  # the exporter's notes on its own optimizations
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():  # the exporter's notes on its own internals
+        with warnings.catch_warnings():  # and on its internals
             warnings.simplefilter("ignore")
+
             program = torch.onnx.export(
                 model, (batch,), dynamo=True, verbose=False, input_names=[INPUT],
                 output_names=[OUTPUT], dynamic_shapes=_dynamic_batch(),
