@@ -28,7 +28,6 @@ ROWS = [
 ]
 
 
-
 @pytest.mark.slow
 def test_benchmark_smoke():
     result = subprocess.run(

@@ -37,6 +37,16 @@ CASES = [
     ("seed=-1", "seed=-1 must be an integer >= 0"),
     ("data.input_size=60000", "data.input_size=60000 must be an integer in [1, 1024]"),
     ("optim.lr=[", "Cannot parse an override"),
+    ("optim.nesterov=true", "optim.nesterov=true needs optim.momentum > 0"),
+    ("loss.label_smoothing=2", "loss.label_smoothing=2 must be a number in [0, 1)"),
+    (
+        "scheduler=onecycle scheduler.pct_start=1",
+        "scheduler.pct_start=1 must be a number between 0 and 1",
+    ),
+    ("tune=lr_find tune.num_training=0", "tune.num_training=0 must be an integer >= 1"),
+    ("tune=lr_find debug=fdr", "tune=lr_find needs more than the one batch of debug=fdr"),
+    ("tune=lr_find ckpt_path=x", "tune=lr_find tests a new model, not a resumed one"),
+    ("experiment=digits callbacks=ema", "callbacks.early_stopping sets patience but is not a"),
 ]
 
 

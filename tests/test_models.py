@@ -82,7 +82,6 @@ def test_every_registered_model_builds_for_its_input(name):
     assert model(torch.zeros(2, 3, spec.size, spec.size)).shape == (2, 3)
 
 
-
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ConfigError, match="tudui_cnn"):
         create_model("resnet9000", num_classes=10)

@@ -1,22 +1,19 @@
-"""What a run shows, chosen in ``conf/callbacks``: the first training batch and the test report.
+"""What a run shows while it trains, chosen in ``conf/callbacks``: the first training batch,
+and a fixed set of validation images with the model's predictions after every epoch.
 
-The callbacks that keep a run safe are not here but in :mod:`tudui.runs`, installed in code."""
+The callbacks that keep a run safe are not here but in :mod:`tudui.runs`, installed in code;
+what a test shows is in :mod:`tudui.report`."""
 
-import logging
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import matplotlib
-import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch import callbacks
+from lightning.pytorch.trainer.states import TrainerFn
 from torchvision.utils import make_grid
 
-matplotlib.use("Agg")  # files and TensorBoard only, never a window
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
-
-log = logging.getLogger(__name__)
+from tudui.config.types import PositiveInt
+from tudui.pictures import add_image, captioned_grid, tensorboards
 
 
 class LogTrainingBatchImages(L.Callback):
@@ -25,7 +22,7 @@ class LogTrainingBatchImages(L.Callback):
     The tutorial's ``writer.add_images`` (sections 4 and 7), once per run.
     """
 
-    def __init__(self, max_images: int = 64) -> None:
+    def __init__(self, max_images: PositiveInt = 64) -> None:
         self.max_images = max_images
 
     def on_train_batch_start(
@@ -36,79 +33,58 @@ class LogTrainingBatchImages(L.Callback):
         images = batch[0][: self.max_images].detach().float().cpu()
         # Normalized inputs are rescaled to [0, 1] for display; plain ones are shown as they are.
         grid = make_grid(images, nrow=8, normalize=bool(pl_module.hparams.input_spec.get("mean")))
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("train/batch", grid, global_step=0)
+        for writer in tensorboards(trainer):
+            writer.add_image("train/batch", grid, global_step=0)
 
 
-def per_class_table(classes: list[str], confusion: torch.Tensor) -> str:
-    """Accuracy of each true class (recall), with its number of test images."""
-    totals = confusion.sum(dim=1)
-    correct = confusion.diagonal()
-    width = max(len("class"), *map(len, classes))
-    lines = [f"{'class':<{width}}  accuracy  images"]
-    for name, right, total in zip(classes, correct.tolist(), totals.tolist(), strict=True):
-        accuracy = f"{right / total:8.4f}" if total else "       -"
-        lines.append(f"{name:<{width}}  {accuracy}  {total:6d}")
-    overall = correct.sum() / totals.sum().clamp(min=1)
-    lines.append(f"{'all':<{width}}  {float(overall):8.4f}  {int(totals.sum()):6d}")
-    return "\n".join(lines)
+class ValidationPredictions(L.Callback):
+    """The same ``count`` validation images after every epoch, each with the class the model
+    predicts and its probability (green when right, red when wrong), as ``val/predictions``
+    in TensorBoard's Images tab: one step per epoch, so its slider shows the model learning.
 
+    The images are spread evenly over the validation set, which for folder datasets is
+    sorted by class, so most classes are shown.
+    """
 
-def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> plt.Figure:
-    """The confusion matrix twice, side by side: the counts, and each row divided by its
-    total (the share of each true class predicted as each class; the diagonal is recall).
-    Each with its colour bar; class names slanted, to stay readable when there are many."""
-    n = len(classes)
-    side = max(4.0, 0.45 * n + 2.5)
-    figure, axes = plt.subplots(1, 2, figsize=(2 * side + 2, side), layout="constrained")
-    totals = confusion.sum(dim=1, keepdim=True).clamp(min=1)
-    panels = [
-        (confusion, "counts", "{:.0f}"),
-        (confusion / totals, "share of each true class", "{:.2f}"),
-    ]
-    fontsize = max(5, min(10, 120 // max(n, 1)))
-    for ax, (values, title, number) in zip(axes, panels, strict=True):
-        image = ax.imshow(values.numpy(), cmap="Blues")
-        figure.colorbar(image, ax=ax, shrink=0.8)
-        ax.set(title=title, xlabel="predicted class", ylabel="true class")
-        ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=fontsize)
-        ax.set_yticks(range(n), classes, fontsize=fontsize)
-        if n <= 30:  # beyond that the numbers no longer fit their cells
-            top = float(values.max()) or 1.0
-            for (i, j), value in np.ndenumerate(values.numpy()):
-                color = "white" if value > top / 2 else "black"
-                ax.text(
-                    j,
-                    i,
-                    number.format(value),
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize,
-                    color=color,
-                )
-    return figure
+    def __init__(self, count: PositiveInt = 16) -> None:
+        self.count = count
 
-
-class TestReport(L.Callback):
-    """After a test: the per-class accuracy table in the log and ``per_class_accuracy.txt``,
-    the confusion matrix as ``confusion_matrix.png`` in the run folder and in TensorBoard."""
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        confusion = pl_module.test_confusion.compute().cpu()  # synced across processes
-        if not trainer.is_global_zero:
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or not tensorboards(trainer):
             return
+        dataset = trainer.datamodule.val_set
+        shown = torch.linspace(0, len(dataset) - 1, min(self.count, len(dataset))).long().tolist()
+        samples = [dataset[i] for i in shown]
+        images = torch.stack([image for image, _ in samples]).to(pl_module.device)
+        labels = torch.as_tensor([int(label) for _, label in samples], device=pl_module.device)
+        # The datamodule finishes batches on the device (in-memory data): as in validation.
+        images, labels = trainer.datamodule.on_after_batch_transfer((images, labels), 0)
+        with torch.inference_mode():
+            confidence, predicted = pl_module(images).float().softmax(dim=-1).max(dim=-1)
         classes = list(pl_module.hparams.classes)
-        table = per_class_table(classes, confusion)
-        log.info("per-class test accuracy:\n%s", table)
-        out = Path(trainer.default_root_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "per_class_accuracy.txt").write_text(table + "\n")
-        figure = confusion_figure(confusion, classes)
-        figure.savefig(out / "confusion_matrix.png", dpi=100)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure(
-                    "test/confusion_matrix", figure, global_step=trainer.global_step
-                )
-        plt.close(figure)
+        rows = list(zip(predicted.tolist(), confidence.tolist(), labels.tolist(), strict=True))
+        grid = captioned_grid(
+            [dataset.picture(i) for i in shown],
+            [
+                f"{classes[p]} ({c:.2f})" + ("" if p == y else f", is {classes[y]}")
+                for p, c, y in rows
+            ],
+            ["forestgreen" if p == y else "firebrick" for p, _, y in rows],
+        )
+        add_image(trainer, "val/predictions", grid, step=trainer.current_epoch)
+
+
+class EMAWeightAveraging(callbacks.EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights (``callbacks=ema``):
+    validation, checkpoints and so the test, predict.py and export use the average.
+
+    Lightning 2.6 keeps the raw weights in each checkpoint too, for resuming, and loads
+    them back whenever the callback loads a checkpoint: after fit, the test of the best
+    checkpoint would measure the raw weights instead of the validated average. Here they
+    are loaded back only when fitting resumes."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)

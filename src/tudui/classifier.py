@@ -1,5 +1,7 @@
 """The one LightningModule: wraps any registered model for image classification."""
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -9,11 +11,19 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from tudui.config.types import Fraction
 from tudui.errors import TuduiError
 from tudui.models import create_model
 from tudui.optim import build_optimizer, build_scheduler
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Loss:
+    """The ``loss.*`` keys: what training minimizes, cross-entropy."""
+
+    label_smoothing: Fraction = 0.0  # e.g. 0.1: targets of 0.9 and 0.1/classes, not 1 and 0
 
 
 class ImageClassifier(L.LightningModule):
@@ -28,6 +38,8 @@ class ImageClassifier(L.LightningModule):
         input_spec: the input the model was trained on (``InputSpec.to_dict()``).
         optim: ``{"name": "sgd" | "adam" | "adamw", **optimizer arguments}``.
         scheduler: ``{"name": ..., "interval": "epoch" | "step", **arguments}`` or ``None``.
+        loss: :class:`Loss`'s arguments (``{"label_smoothing": 0.1}``); ``None``: plain
+            cross-entropy.
         channels_last: run the model in channels-last memory layout; ``None``: when
             training on a CPU, where oneDNN's convolutions are faster that way.
         compile: ``torch.compile`` the model (slower start, faster steps on some devices).
@@ -42,12 +54,15 @@ class ImageClassifier(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         channels_last: bool | None = None,
         compile: bool = False,
+        loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model: nn.Module = create_model(**model, num_classes=len(classes))
         self.channels_last = False  # decided in setup(), once the device is known
         self._compiled_forward = None  # set at on_train_start when compile=True
+        self.loss = Loss(**(loss or {}))
+        self._lr_each_step = False  # a schedule stepped every batch: lr logged each step
         size = input_spec["size"]
         self.example_input_array = torch.zeros(1, 3, size, size)  # model graph and summary
         self.train_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
@@ -88,16 +103,21 @@ class ImageClassifier(L.LightningModule):
             return self._compiled_forward(x)
         return self.model(x)
 
-    def on_train_epoch_start(self) -> None:
+    def _log_lr(self, each_step: bool) -> None:
         # One "lr" card whatever the optimizer (Lightning's LearningRateMonitor names it
-        # lr-SGD, lr-Adam, ...): the rate this epoch trains with.
-        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-        self.log("lr", lr, on_step=False, on_epoch=True)
+        # lr-SGD, lr-Adam, ...): the rate this epoch, or this step, trains with.
+        if each_step == self._lr_each_step:
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            self.log("lr", lr, on_step=each_step, on_epoch=not each_step)
+
+    def on_train_epoch_start(self) -> None:
+        self._log_lr(each_step=False)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.loss.label_smoothing)
+        self._log_lr(each_step=True)
         self._stop_if_diverged(loss)
         self.train_acc(logits.detach(), labels)
         self.log("train/loss", loss, prog_bar=True)
@@ -115,7 +135,7 @@ class ImageClassifier(L.LightningModule):
             "good checkpoints are kept."
         )
 
-    def _eval_step(self, batch: Batch, stage: str) -> None:
+    def _eval_step(self, batch: Batch, stage: str) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
         accuracy = self.val_acc if stage == "val" else self.test_acc
@@ -126,6 +146,7 @@ class ImageClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, labels)
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
         self.log(f"{stage}/acc", accuracy, prog_bar=True)
+        return logits
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -133,8 +154,8 @@ class ImageClassifier(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.test_confusion.reset()
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._eval_step(batch, "test")  # the logits, for the TestReport callback
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -146,10 +167,14 @@ class ImageClassifier(L.LightningModule):
         optimizer = build_optimizer(self.hparams.optim, trainable)
         if not self.hparams.scheduler:
             return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": build_scheduler(self.hparams.scheduler, optimizer),
-        }
+        schedule = build_scheduler(self.hparams.scheduler, optimizer, self._steps_per_epoch)
+        self._lr_each_step = schedule["interval"] == "step"
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def _steps_per_epoch(self) -> int:
+        """Optimizer steps in an epoch (batches, less with gradient accumulation)."""
+        epochs = max(1, self.trainer.max_epochs)
+        return math.ceil(self.trainer.estimated_stepping_batches / epochs)
 
 
 def _frozen(module: nn.Module) -> bool:

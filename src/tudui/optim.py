@@ -6,13 +6,19 @@ and ``ImageClassifier.configure_optimizers`` builds from. Defaults are torch's o
 YAML files in ``conf/optim`` and ``conf/scheduler`` set tudui's choices.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
 
-from tudui.config.types import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
+from tudui.config.types import (
+    Fraction,
+    NonNegativeFloat,
+    OpenFraction,
+    PositiveFloat,
+    PositiveInt,
+)
 from tudui.errors import ConfigError
 
 Interval = Literal["epoch", "step"]  # how often Lightning steps the schedule
@@ -35,7 +41,14 @@ class SGD(_Optimizer):
     momentum: Fraction = 0.0
     dampening: Fraction = 0.0
     weight_decay: NonNegativeFloat = 0.0
-    nesterov: bool = False
+    nesterov: bool = False  # needs momentum and no dampening
+
+    @classmethod
+    def config_problems(cls, values: dict[str, Any]) -> list[str]:
+        """Rules between keys, checked with the types and ranges."""
+        if values.get("nesterov") and (not values.get("momentum") or values.get("dampening")):
+            return ["optim.nesterov=true needs optim.momentum > 0 and optim.dampening=0"]
+        return []
 
 
 @dataclass
@@ -61,8 +74,11 @@ class _Schedule:
     torch_class: ClassVar[type[torch.optim.lr_scheduler.LRScheduler]]
     interval: Interval = field(default="epoch", kw_only=True)
 
-    def build(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        """Lightning's lr-scheduler config: the schedule and how often it steps."""
+    def build(
+        self, optimizer: torch.optim.Optimizer, steps_per_epoch: Callable[[], int]
+    ) -> dict[str, Any]:
+        """Lightning's lr-scheduler config: the schedule and how often it steps.
+        ``steps_per_epoch()`` is asked only by schedules that need it (once a run is set up)."""
         args = asdict(self)
         interval = args.pop("interval")
         return {"scheduler": self.torch_class(optimizer, **args), "interval": interval}
@@ -86,8 +102,34 @@ class StepLR(_Schedule):
     gamma: PositiveFloat = 0.1
 
 
+@dataclass
+class OneCycleLR(_Schedule):
+    """The one-cycle policy (Smith, 2018): the lr warms up from ``max_lr / div_factor`` to
+    ``max_lr`` over ``pct_start`` of the run, then anneals to far below it, while momentum
+    cycles the other way; stepped every batch. Fast convergence in a fixed number of epochs."""
+
+    torch_class = torch.optim.lr_scheduler.OneCycleLR
+    epochs: PositiveInt
+    max_lr: PositiveFloat | None = None  # None: the optimizer's lr
+    pct_start: OpenFraction = 0.3
+    div_factor: PositiveFloat = 25.0
+    final_div_factor: PositiveFloat = 1e4
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    cycle_momentum: bool = True
+    interval: Interval = field(default="step", kw_only=True)
+
+    def build(
+        self, optimizer: torch.optim.Optimizer, steps_per_epoch: Callable[[], int]
+    ) -> dict[str, Any]:
+        args = asdict(self)
+        interval = args.pop("interval")
+        args["max_lr"] = args["max_lr"] or optimizer.defaults["lr"]
+        schedule = self.torch_class(optimizer, steps_per_epoch=steps_per_epoch(), **args)
+        return {"scheduler": schedule, "interval": interval}
+
+
 OPTIMIZERS: dict[str, type] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
-SCHEDULERS: dict[str, type] = {"cosine": CosineAnnealingLR, "step": StepLR}
+SCHEDULERS: dict[str, type] = {"cosine": CosineAnnealingLR, "step": StepLR, "onecycle": OneCycleLR}
 
 
 def lookup(table: dict[str, type], group: str, name: Any) -> type:
@@ -105,7 +147,10 @@ def build_optimizer(args: dict[str, Any], params: Iterable[torch.Tensor]) -> tor
     return lookup(OPTIMIZERS, "optim", args.pop("name", None))(**args).build(params)
 
 
-def build_scheduler(args: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def build_scheduler(
+    args: dict[str, Any], optimizer: torch.optim.Optimizer, steps_per_epoch: Callable[[], int]
+) -> dict[str, Any]:
     """Lightning's lr-scheduler config for ``{"name": ..., **arguments}``."""
     args = dict(args)
-    return lookup(SCHEDULERS, "scheduler", args.pop("name", None))(**args).build(optimizer)
+    schedule = lookup(SCHEDULERS, "scheduler", args.pop("name", None))(**args)
+    return schedule.build(optimizer, steps_per_epoch)

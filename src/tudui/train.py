@@ -22,6 +22,7 @@ from tudui.runs.folder import RunFolder
 from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.resume import check_fits, check_resumable, resume_line
 from tudui.runs.trainer import build_trainer
+from tudui.tune import LRFind, command_with_lr
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def train(cfg: DictConfig) -> float | None:
     """
     validate(cfg)
     started = time.monotonic()
+
     run = RunFolder(Path(cfg.paths.output_dir))
     interrupts = SaveOnInterrupt(run)
     with interrupts.handling_signals():
@@ -55,13 +57,17 @@ def train(cfg: DictConfig) -> float | None:
             input_spec=datamodule.input_spec.to_dict(),
             optim=plain(cfg.optim),
             scheduler=plain(cfg.scheduler) or None,  # scheduler=none composes to {}
+            loss=plain(cfg.get("loss")),
             **speed,
         )
         extra = [UnfreezeBackbone(**finetune)] if finetune.get("unfreeze_at_epoch") else []
         trainer = build_trainer(cfg, interrupts, extra)
         log.info("tudui run\n%s", console.header(cfg, classifier, datamodule, trainer))
+        if cfg.get("tune"):
+            return _find_lr(cfg, trainer, classifier, datamodule)
         if resumed:
             check_fits(classifier, resumed, Path(cfg.ckpt_path))
+
             log.info(resume_line(Path(cfg.ckpt_path), resumed))
         trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         checkpoint = trainer.checkpoint_callback
@@ -84,6 +90,16 @@ def train(cfg: DictConfig) -> float | None:
         _record_results(cfg, classifier, trainer, results)
         log.info("done\n%s", console.footer(results, cfg, console.choice(cfg, "data")))
     return results["best_val_acc"]
+
+
+def _find_lr(
+    cfg: DictConfig, trainer: L.Trainer, classifier: ImageClassifier, datamodule: Any
+) -> None:
+    lr = LRFind(**plain(cfg.tune)).run(trainer, classifier, datamodule)
+    plot = RunFolder(Path(cfg.paths.output_dir)).lr_find_plot
+    log.info(
+        "lr_find: suggested optim.lr=%.2g (%s)\n  next:\n    %s", lr, plot, command_with_lr(lr)
+    )
 
 
 def _record_results(

@@ -77,7 +77,21 @@ def _target_problems(group: str, node: Any, provided: set[str]) -> list[str]:
     return problems + (hook(values) if callable(hook) and not problems else [])
 
 
+def _entry_problems(group: str, name: str, node: Any) -> list[str]:
+    """An entry of ``logger`` or ``callbacks``: something to build, or null."""
+    if isinstance(node, DictConfig) and "_target_" not in node:
+        # What is left of an entry the choice of the group dropped, e.g. an experiment's
+        # callbacks.early_stopping.patience after callbacks=ema on the command line.
+        return [
+            f"{group}.{name} sets {', '.join(map(str, node))} but is not a chosen {group} "
+            f"entry (no _target_): choose it too ({group}=[{name},...] lists several "
+            f"options of conf/{group}/), or drop it with {group}.{name}=null"
+        ]
+    return _target_problems(f"{group}.{name}", node, provided=set())
+
+
 def _model_problems(cfg: DictConfig) -> list[str]:
+
     from tudui.classifier import ImageClassifier  # Lightning: only once a run is starting
     from tudui.finetuning import UnfreezeBackbone
     from tudui.models import list_models, model_builder
@@ -105,6 +119,9 @@ def _schedule_problems(cfg: DictConfig) -> list[str]:
             problems.append(f"{group}.name={name!r} must be one of {', '.join(table)}")
         else:
             problems += argument_problems([table[name]], values, group)
+            hook = getattr(table[name], "config_problems", None)  # rules between keys
+            problems += hook(values) if hook and not problems else []
+
     return problems
 
 
@@ -121,9 +138,19 @@ def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
     if "model" in cfg:  # eval.py takes the model from the checkpoint
         problems += _model_problems(cfg) + _schedule_problems(cfg)
     problems += trainer_problems(group_values(cfg.trainer))
+    if "loss" in cfg:
+        from tudui.classifier import Loss
+
+        problems += argument_problems([Loss], group_values(cfg.loss), "loss")
+    if "tune" in cfg:
+        from tudui.tune import LRFind
+
+        problems += argument_problems([LRFind], group_values(cfg.tune), "tune")
+        problems += LRFind.run_problems(cfg)
+
     for group in ("logger", "callbacks"):  # mappings of name -> object to build
         for name, node in (cfg.get(group) or {}).items():
-            problems += _target_problems(f"{group}.{name}", node, provided=set())
+            problems += _entry_problems(group, str(name), node)
 
     if not check_missing:
         problems = [p for p in problems if " is required " not in p]

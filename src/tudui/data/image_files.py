@@ -44,12 +44,14 @@ class ImageFiles(Dataset):
                 ) from None
         return self.transform(image), label
 
+    def name(self, index: int) -> str:
+        """The image's file, as reports name it."""
+        return str(self.samples[index][0])
 
-def _read_or_error(path: Path) -> torch.Tensor | BadImage:
-    try:
-        return read_image(path)
-    except BadImage as err:
-        return err
+    def picture(self, index: int) -> torch.Tensor:
+        """The image as it is on disk (uint8, 3 x H x W), for reports to show."""
+        image = self.cache[index]
+        return read_image(self.samples[index][0]) if image is None else image
 
 
 def _read_or_error(path: Path) -> torch.Tensor | BadImage:

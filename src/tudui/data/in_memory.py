@@ -33,6 +33,14 @@ class InMemoryImages(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[index], self.labels[index]
 
+    def name(self, index: int) -> str:
+        """The image's index in its split, as reports name it."""
+        return str(index)
+
+    def picture(self, index: int) -> torch.Tensor:
+        """The image as stored (uint8, 3 x H x W), for reports to show."""
+        return self.images[index]
+
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         # DataLoader hands the whole batch of indices here: one gather instead of 64 lookups.
         index = torch.as_tensor(indices)

@@ -52,6 +52,30 @@ class RunFolder:
         return self.root / "metrics.csv"
 
     @property
+    def per_class_accuracy(self) -> Path:
+        """The test's accuracy of each class, as a table."""
+        return self.root / "per_class_accuracy.txt"
+
+    @property
+    def confusion_matrix(self) -> Path:
+        return self.root / "confusion_matrix.png"
+
+    @property
+    def test_predictions(self) -> Path:
+        """One row per test image: its file or index, true and predicted class, loss."""
+        return self.root / "test_predictions.csv"
+
+    @property
+    def top_losses(self) -> Path:
+        """The test images the model got most confidently wrong."""
+        return self.root / "top_losses.png"
+
+    @property
+    def lr_find_plot(self) -> Path:
+        """``tune=lr_find``'s loss against the learning rate."""
+        return self.root / "lr_find.png"
+
+    @property
     def hydra(self) -> Path:
         """Hydra's record of the run: config.yaml, hydra.yaml, overrides.yaml."""
         return self.root / ".hydra"

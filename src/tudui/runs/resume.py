@@ -142,15 +142,28 @@ def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
             f"trainer.max_epochs above {epochs_done}."
         )
     for group in ("optim", "scheduler"):
-        saved, now = hparams.get(group) or None, plain(cfg.get(group)) or None
-        if saved != now:
+        saved, now = hparams.get(group) or {}, plain(cfg.get(group)) or {}
+        changed = [
+            f"{group}.{key}={saved.get(key)!r} (now {now.get(key)!r})"
+            for key in sorted(saved.keys() | now.keys(), key=str)
+            if saved.get(key) != now.get(key)
+        ]
+        if changed:
             raise ConfigError(
-                f"{path} was trained with {group} {saved}, and this resume asks for {now}. "
-                "A resumed run continues the optimizer and schedule saved in the checkpoint, "
-                f"so {group}.* cannot change (a cosine schedule's T_max follows "
-                "trainer.max_epochs: give scheduler.T_max the saved value to run longer)."
+                f"{path} was trained with {', '.join(changed)}. A resumed run continues the "
+                f"optimizer and schedule saved in the checkpoint, so {group}.* cannot change"
+                f"{_LONGER.get(str(saved.get('name')), '')}."
             )
     return content
+
+
+# Schedules that span the run: what a resume that asks for more epochs can do instead.
+_LONGER = {
+    "cosine": " (its T_max follows trainer.max_epochs: give scheduler.T_max the saved value "
+    "to run longer)",
+    "onecycle": " (one cycle spans the whole run, which cannot be made longer: start a new "
+    "run for more epochs)",
+}
 
 
 def check_fits(classifier: Any, checkpoint: dict[str, Any], path: Path) -> None:
