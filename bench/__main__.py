@@ -10,7 +10,9 @@ torchvision CIFAR10 + ToTensor + DataLoader(batch_size=64); (c) tudui: ``train.p
 user runs it, callbacks, logging and progress bar included; (d) its evaluation; (e) its
 peak memory; (f) ``predict.py`` on one image, from the checkpoint and from its ONNX export, next to
 ``import torch, torchvision``; (g) both on 1,000 images; then
-tudui with each speed option. All read the same synthetic CIFAR-10, written in the real
+tudui with each speed option; (h) folder data, loading alone (:mod:`bench.folder_data`);
+(i) a sweep of four jobs, one at a time and two side by side (:mod:`bench.sweep`).
+The CIFAR-10 rows read the same synthetic CIFAR-10, written in the real
 archive's format to a fresh temporary folder (the tutorial's loop unpickles them with
 torchvision's own reader, so they are never read from a place others can write to).
 """
@@ -34,6 +36,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
+from bench import folder_data, sweep
 from bench.timing import WindowTimer, sync
 from tudui.data.cifar10 import write_cifar10_batches
 from tudui.models import TuduiCNN
@@ -231,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="timed training batches per row")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check every row runs")
     parser.add_argument("--no-options", action="store_true", help="skip the speed-option rows")
+    parser.add_argument("--no-folder", action="store_true", help="skip the folder-data rows (h)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sweep rows (i)")
     parser.add_argument(
         "--models",
         default="resnet18,vgg16",
@@ -284,13 +289,17 @@ def measure_and_print(
     rows.append(("c/b", f"{tudui['train'] / tutorial:8.2f}   target >= 1.15"))
     for model in filter(None, args.models.split(",")):
         rows.append(model_step_row(model, batch=2 if args.smoke else 16))
+    if not args.no_folder:
+        rows += folder_data.rows(work, images=64 if args.smoke else 2000)
+    if not args.no_sweep:
+        rows += sweep.rows(data_dir, work, batches=2 if args.smoke else 300)
     if not args.no_options:
         options = [
             "model.channels_last=false",
             "model.channels_last=true",
             "model.compile=true",
             "trainer.precision=bf16-mixed",
-            "+trainer.benchmark=true",
+            "trainer.benchmark=false",  # on by default: cuDNN's algorithm search, GPU only
         ]
         if device.type == "cuda":
             options.append("trainer.precision=16-mixed")

@@ -22,7 +22,12 @@ ROWS = [
     "c with model.channels_last=false",
     "c with model.compile=true",
     "c with trainer.precision=bf16-mixed",
-    "c with +trainer.benchmark=true",
+    "c with trainer.benchmark=false",
+    "h. folder data, 64 JPEGs 500x375 -> 224, tudui",
+    "h. folder data, 64 JPEGs 500x375 -> 224, ImageFolder + 2 workers",
+    "h. tudui / ImageFolder",
+    "i. sweep of 4 jobs (2 batches each), joblib n_jobs=1",
+    "i. sweep of 4 jobs (2 batches each), joblib n_jobs=2",
     "resnet18: one training step",
     "vgg16: one training step",
 ]

@@ -1,8 +1,12 @@
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
+from torch.utils.data import DataLoader, TensorDataset
 
 from tudui.classifier import ImageClassifier
-from tudui.errors import ConfigError
+from tudui.errors import ConfigError, TuduiError
+from tudui.runs.console import ProgressBar
 
 CLASSES = ["ant", "bee", "wasp"]
 SPEC = {"size": 32, "mean": None, "std": None}
@@ -51,3 +55,60 @@ def test_unknown_optimizer_lists_the_choices():
 def test_predict_step_gives_probabilities():
     probs = classifier().predict_step(torch.randn(4, 3, 32, 32), 0)
     assert probs.shape == (4, 3) and torch.allclose(probs.sum(-1), torch.ones(4))
+
+
+class CountingReads(ImageClassifier):
+    """Records the batches after which the divergence guard read the device."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_at: list[int] = []
+
+    def _stop_if_diverged(self) -> None:
+        self.read_at.append(self.trainer.fit_loop.epoch_loop.batch_idx)
+        super()._stop_if_diverged()
+
+
+def fit(module: ImageClassifier, images: torch.Tensor, **trainer_args) -> L.Trainer:
+    labels = torch.arange(len(images)) % len(CLASSES)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=2)
+    trainer_args = {"enable_progress_bar": False, "limit_val_batches": 0, **trainer_args}
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
+        **trainer_args,
+    )  # fmt: skip
+    trainer.fit(module, loader)
+    return trainer
+
+
+def test_the_divergence_guard_reads_the_device_only_when_lightning_logs_and_at_epoch_end():
+    # 10 batches an epoch, logged every 4th: read after batches 4, 8 and the last one, 10.
+    module = CountingReads({"name": "tudui_cnn"}, CLASSES, SPEC, {"name": "sgd", "lr": 0.01})
+    fit(module, torch.rand(20, 3, 32, 32), max_epochs=2, log_every_n_steps=4)
+    # Lightning counts logging steps across epochs: the second epoch logs at steps 12, 16, 20.
+    assert module.read_at == [3, 7, 9, 1, 5, 9]
+
+
+def test_a_non_finite_loss_stops_training_at_the_next_check_naming_its_step():
+    images = torch.rand(20, 3, 32, 32)
+    images[2] = float("nan")  # batch 1: its loss is NaN, and so are the weights after it
+    module = CountingReads({"name": "tudui_cnn"}, CLASSES, SPEC, {"name": "sgd", "lr": 0.01})
+    with pytest.raises(TuduiError, match=r"NaN or infinite from step 1 \(checked at step 3"):
+        fit(module, images, max_epochs=1, log_every_n_steps=4)
+    assert module.read_at == [3]
+
+
+def test_the_progress_bar_reads_the_metrics_only_when_lightning_logs(monkeypatch):
+    reads = []
+    read = RichProgressBar.get_metrics
+
+    def counted(self, trainer, pl_module):
+        if trainer.training:
+            reads.append(trainer.fit_loop.epoch_loop.batch_idx)
+        return read(self, trainer, pl_module)
+
+    monkeypatch.setattr(RichProgressBar, "get_metrics", counted)
+    module = classifier()
+    fit(module, torch.rand(20, 3, 32, 32), max_epochs=1, log_every_n_steps=4,
+        callbacks=[ProgressBar()], enable_progress_bar=True)  # fmt: skip
+    assert set(reads) == {3, 7, 9}

@@ -109,9 +109,9 @@ def test_saved_overrides_that_could_run_code_are_refused(tmp_path, line):
 
 
 def test_a_refused_line_given_again_now_is_not_replayed(tmp_path):
-    last = make_run(tmp_path / "run", ["+trainer.benchmark=true", "optim=adam"])
-    args = resume_overrides([f"ckpt_path={last}", "+trainer.benchmark=true"], CONF)
-    assert args[0] == "optim=adam" and args[1] == "+trainer.benchmark=true"
+    last = make_run(tmp_path / "run", ["+trainer.detect_anomaly=true", "optim=adam"])
+    args = resume_overrides([f"ckpt_path={last}", "+trainer.detect_anomaly=true"], CONF)
+    assert args[0] == "optim=adam" and args[1] == "+trainer.detect_anomaly=true"
 
 
 def test_plain_overrides_of_tudui_keys_are_replayed(tmp_path):

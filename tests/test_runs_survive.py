@@ -202,7 +202,15 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_file_size_limit_at_checkpoint_time_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize(
+    ("first_file_over", "overrides", "message"),
+    [
+        # TensorBoard's event file grows past the limit first, with its images.
+        ("events file", [], "Cannot write to the run folder (File too large)"),
+        ("checkpoint", ["logger=csv"], "Could not write checkpoint"),
+    ],
+)
+def test_file_size_limit_mid_run_is_a_clear_error(tmp_path, first_file_over, overrides, message):
     """A real write failure in a real run: the kernel refuses files over 100 kB."""
     data = write_fake_cifar10(tmp_path / "data")
 
@@ -212,12 +220,12 @@ def test_file_size_limit_at_checkpoint_time_is_a_clear_error(tmp_path):
 
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), f"data.data_dir={data}", *TINY,
-         "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
+         "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
         cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "Could not write checkpoint" in result.stderr and "File too large" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert message in result.stderr and "File too large" in result.stderr
+    assert "Traceback" not in result.stderr and "Error executing" not in result.stderr
 
 
 @pytest.mark.parametrize(

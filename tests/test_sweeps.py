@@ -48,6 +48,12 @@ def test_joblib_sweep_runs_jobs_in_parallel_and_summarizes(tmp_path):
         assert float(row["test_acc"]) == metrics["test_acc"]
         assert row["epochs"] == "1" and row["status"] == "ok" and float(row["wall_time_s"]) > 0
     assert "sweep summary" in result.stdout + result.stderr
+    # Two jobs side by side share the cores: each job's intra-op threads are cores / 2.
+    cores = os.cpu_count()
+    threads = max(1, cores // 2)
+    expected = f"({cores} cores, {threads} thread" if threads < cores else f"({cores} cores)"
+    for row in rows:
+        assert expected in (sweep / row["job"] / "train.log").read_text()
 
 
 def test_hparams_tab_holds_the_results(tmp_path):

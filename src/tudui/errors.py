@@ -1,5 +1,6 @@
 """Errors meant for the user: entry points print their message alone, without a traceback."""
 
+import errno
 import importlib
 import os
 import signal
@@ -58,6 +59,24 @@ def exit_on_user_error() -> Iterator[None]:
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         raise SystemExit(130) from None
+    except OSError as err:
+        if err.errno not in WRITE_REFUSED:
+            raise
+        print(f"error: {cannot_write(err)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+# What a disk or the system answers a write it refuses: a full disk or quota, a file over
+# the size limit (ulimit -f), a read-only file system.
+WRITE_REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def cannot_write(err: OSError) -> TuduiError:
+    """A write refused mid-run (a TensorBoard event file, a log, an image), in one line."""
+    return TuduiError(
+        f"Cannot write {err.filename or 'to the run folder'} ({err.strerror or err}). Free "
+        "disk space or choose another folder with hydra.run.dir=..."
+    )
 
 
 def _own_words(err: TuduiError) -> str:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from tudui.config.check import validate
-from tudui.errors import ConfigError, exit_on_user_error
+from tudui.errors import ConfigError, cannot_write, exit_on_user_error
 
 # A run writes its config, log and first checkpoint before it can report anything; on a
 
@@ -90,10 +90,7 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(hydra_error_message(err)) from None
     except OSError as err:  # Hydra writing its config or log to a full or read-only disk
-        raise ConfigError(
-            f"Cannot write {err.filename or 'the run folder'} ({err.strerror or err}). Free "
-            "disk space or choose another folder with hydra.run.dir=..."
-        ) from None
+        raise cannot_write(err) from None
 
 
 def hydra_error_message(err: HydraException | OmegaConfBaseException) -> str:

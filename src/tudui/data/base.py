@@ -4,6 +4,7 @@ prepared for the model's declared input (its :class:`~tudui.input_spec.InputSpec
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset
 
 from tudui.config.build import build
@@ -47,6 +48,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         raise NotImplementedError
+
+    def on_cuda(self) -> bool:
+        """Whether batches go to a CUDA GPU: loaders then pin their memory, so the copy to
+        the device runs asynchronously (Lightning copies with ``non_blocking=True``)."""
+        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.train_set, shuffle=True)

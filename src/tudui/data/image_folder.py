@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.accelerators import CUDAAccelerator
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
@@ -191,10 +190,7 @@ class ImageFolderDataModule(ImageDataModule):
     def _num_workers(self) -> int:
         if self.num_workers is not None:
             return self.num_workers
-        return min(8, os.cpu_count() or 1) if self._on_cuda() else 0
-
-    def _on_cuda(self) -> bool:
-        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+        return min(8, os.cpu_count() or 1) if self.on_cuda() else 0
 
     def loader(self, dataset: ImageFiles, shuffle: bool) -> DataLoader:
         workers = self._num_workers()
@@ -203,7 +199,7 @@ class ImageFolderDataModule(ImageDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=workers,
-            pin_memory=self._on_cuda() if self.pin_memory is None else self.pin_memory,
+            pin_memory=self.on_cuda() if self.pin_memory is None else self.pin_memory,
             persistent_workers=(
                 workers > 0 if self.persistent_workers is None else self.persistent_workers
             ),

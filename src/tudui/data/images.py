@@ -49,7 +49,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy
 
 
 def check_size(path: Path, width: int, height: int) -> None:
@@ -94,7 +94,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_image(path: str | Path) -> Any:
-    """:func:`read_rgb` as a (3, H, W) uint8 torch tensor."""
+    """:func:`read_rgb` as a (3, H, W) uint8 torch tensor, a view of the (H, W, 3) pixels:
+    channels-last strides, which torchvision's uint8 resize is fastest on, and no copy."""
     import torch  # here, for the ONNX path's sake (see the module's docstring)
 
-    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1)

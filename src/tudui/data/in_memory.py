@@ -51,13 +51,16 @@ def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Te
     return batch
 
 
-def batch_loader(dataset: InMemoryImages, batch_size: int, *, shuffle: bool) -> DataLoader:
+def batch_loader(
+    dataset: InMemoryImages, batch_size: int, *, shuffle: bool, pin_memory: bool = False
+) -> DataLoader:
     """A plain DataLoader over whole batches; Lightning can still swap in a distributed sampler."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         collate_fn=_already_batched,
+        pin_memory=pin_memory,
     )
 
 
@@ -120,7 +123,7 @@ class InMemoryDataModule(ImageDataModule):
         self.batch_transform = BatchTransform(self.input_spec, flip=flip, crop_padding=crop_padding)
 
     def loader(self, dataset: InMemoryImages, shuffle: bool) -> DataLoader:
-        return batch_loader(dataset, self.batch_size, shuffle=shuffle)
+        return batch_loader(dataset, self.batch_size, shuffle=shuffle, pin_memory=self.on_cuda())
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float

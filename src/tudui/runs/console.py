@@ -8,14 +8,18 @@ into the progress bar.
 
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from rich.logging import RichHandler
+
+from tudui.runs.lightning_private import reads_metrics_after
 
 log = logging.getLogger("tudui")
 
@@ -33,10 +37,20 @@ QUIET = [
 
 
 def quiet_third_party() -> None:
-    """Warnings go through logging (above the progress bar), but for the ones in QUIET."""
+    """Warnings go through logging (above the progress bar), but for the ones in QUIET;
+    a write that TensorBoard's writer thread fails prints no traceback."""
     for message, category in QUIET:
         warnings.filterwarnings("ignore", message=message, category=category)
     logging.captureWarnings(True)
+    threading.excepthook = _quiet_writer_thread
+
+
+def _quiet_writer_thread(args: Any) -> None:
+    # The writer thread raises its failed write (a full disk), then TensorBoard raises it
+    # again in the main thread at the next write, where the run reports it in one line.
+    if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+        return
+    threading.__excepthook__(args)
 
 
 class ConsoleHandler(RichHandler):
@@ -55,7 +69,27 @@ class ConsoleHandler(RichHandler):
 
 
 class ProgressBar(RichProgressBar):
-    """Lightning's rich progress bar, epochs counted from 1 (``Epoch 3/10``)."""
+    """Lightning's rich progress bar, epochs counted from 1 (``Epoch 3/10``). Its numbers
+    (train/loss, ...) are read when Lightning logs them, not after every batch: reading
+    them makes the CPU wait for the GPU to finish the step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._read_metrics = True
+        self._shown: dict[str, Any] = {}
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        self._read_metrics = reads_metrics_after(trainer, batch_idx)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._read_metrics = True
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        if self._read_metrics:
+            self._shown = super().get_metrics(trainer, pl_module)
+        return self._shown
 
     def _get_train_description(self, current_epoch: int) -> str:
         total = self.trainer.max_epochs
@@ -76,7 +110,9 @@ def header(cfg: Any, classifier: L.LightningModule, datamodule: Any, trainer: L.
     optim, schedule = classifier.hparams.optim, classifier.hparams.scheduler
     spec = datamodule.input_spec
     device = trainer.strategy.root_device
-    cores = f" ({os.cpu_count()} cores)" if device.type == "cpu" else ""
+    count, threads = os.cpu_count() or 1, torch.get_num_threads()
+    shared = f", {threads} thread{'s' * (threads > 1)}" if threads < count else ""
+    cores = f" ({count} cores{shared})" if device.type == "cpu" else ""
     rows = {
         "run": str(cfg.paths.output_dir),
         "model": f"{_model_name(classifier.hparams.model)}, {_count(total)} parameters, "

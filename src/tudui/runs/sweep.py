@@ -5,11 +5,13 @@ import atexit
 import csv
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -113,6 +115,7 @@ class SweepSummary(Callback):
 def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """``task(cfg)`` as one job of a sweep: a job that fails is logged and marked failed
     in the summary while the others run; an interrupt stops the whole sweep."""
+    _share_the_cores()
     try:
         return task(cfg)
     except TrainingInterrupted:
@@ -120,3 +123,17 @@ def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except TuduiError as err:
         log.error("this job failed: %s", err)
         return None
+
+
+def _share_the_cores() -> None:
+    """Jobs that run side by side (``hydra/launcher=joblib hydra.launcher.n_jobs=N``) take
+    ``cores / N`` intra-op threads each: each taking every core, they would fight over them."""
+    import torch  # not at the top: train.py imports this module before torch (import_quietly)
+
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return
+    cores = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs") or 1
+    side_by_side = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1: all
+    torch.set_num_threads(max(1, cores // side_by_side))

@@ -116,9 +116,15 @@ def build_trainer(
     loggers = [build(node, f"logger.{name}") for name, node in _entries(cfg, "logger")]
     plugins = [AtomicCheckpointIO()]
     quiet_third_party()
+    # Every tudui datamodule gives images of one fixed size (the model's InputSpec), the
+    # case where cuDNN's benchmark mode pays; deterministic runs need its fixed algorithms.
+    benchmark = cfg.trainer.get("benchmark")
+    if benchmark is None:
+        benchmark = not cfg.trainer.get("deterministic")
     trainer = build(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins
-    )
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins,
+        benchmark=benchmark,
+    )  # fmt: skip
     _refuse_ddp_in_sweep(trainer)
     return trainer
 
