@@ -30,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
 from bench import folder_data, sweep
+from bench.model_step import model_step_row
+from bench.predict import predict_rows
 from bench.timing import WindowTimer, sync
 from tudui.data.cifar10 import write_cifar10_batches
 from tudui.models import TuduiCNN
@@ -79,29 +80,39 @@ def _bare_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
 def compute_floor(device: torch.device, steps: int) -> tuple[float, str]:
     """(a) images/s of the bare training step on one batch, in the faster layout."""
     results = {"nchw": 0.0, "channels_last": 0.0}
-    for layout in ("nchw", "channels_last") * 2:  # twice: the first round also warms the CPU
-        torch.manual_seed(0)
-        model = TuduiCNN(10).to(device)
-        images = torch.rand(64, 3, 32, 32, device=device)
-        labels = torch.randint(0, 10, (64,), device=device)
-        if layout == "channels_last":
-            model = model.to(memory_format=torch.channels_last)
-            images = images.contiguous(memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        for _ in range(50):
-            _bare_step(model, images, labels, optimizer)
-        best = results[layout]
-        for _ in range(WINDOWS):
-            sync(device)
-            start = time.perf_counter()
-            for _ in range(steps // WINDOWS):
-                _bare_step(model, images, labels, optimizer)
-            sync(device)
-            best = max(best, (steps // WINDOWS) * 64 / (time.perf_counter() - start))
-        results[layout] = best
+    # Twice, the first round only warming the CPU: counting its windows too would give the
+    # floor twice as many tries at a lucky window as train.py's row gets.
+    for warm_up in (True, False):
+        for layout in ("nchw", "channels_last"):
+            _time_layout(device, steps, layout, results, warm_up)
     fastest = max(results, key=results.get)
     layouts = f"nchw {results['nchw']:.0f}, channels_last {results['channels_last']:.0f}"
     return results[fastest], f"{fastest} ({layouts})"
+
+
+def _time_layout(
+    device: torch.device, steps: int, layout: str, results: dict[str, float], warm_up: bool
+) -> None:
+    """The best window of ``layout``'s bare step into ``results`` (unless ``warm_up``)."""
+    torch.manual_seed(0)
+    model = TuduiCNN(10).to(device)
+    images = torch.rand(64, 3, 32, 32, device=device)
+    labels = torch.randint(0, 10, (64,), device=device)
+    if layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(50):
+        _bare_step(model, images, labels, optimizer)
+    for _ in range(WINDOWS):
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(steps // WINDOWS):
+            _bare_step(model, images, labels, optimizer)
+        sync(device)
+        if not warm_up:
+            speed = (steps // WINDOWS) * 64 / (time.perf_counter() - start)
+            results[layout] = max(results[layout], speed)
 
 
 def tutorial_loop(data_dir: Path, device: torch.device, steps: int) -> float:
@@ -152,63 +163,6 @@ def run_train_py(
     result = json.loads((out / "throughput.json").read_text())
     result["peak_rss_gb"] = usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
     return result
-
-
-def wall_time(command: list[str], repeats: int = 3) -> float:
-    """Fastest of ``repeats`` runs, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(command, cwd=REPO, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def predict_rows(run_dir: Path, work: Path, images: int) -> list[tuple[str, str]]:
-    """(f) ``predict.py`` on one image, from the checkpoint and from its ONNX export, next
-    to a bare ``import torch, torchvision``; (g) both on a folder of ``images`` images."""
-    script = [sys.executable, str(REPO / "predict.py"), "device=cpu"]
-    onnx = work / "model.onnx"
-    subprocess.run(
-        [sys.executable, str(REPO / "export.py"), f"ckpt={run_dir}", f"output={onnx}"],
-        cwd=REPO, check=True, capture_output=True,
-    )  # fmt: skip
-    one = work / "one.png"
-    Image.fromarray(np.zeros((300, 400, 3), dtype=np.uint8)).save(one)
-    folder = work / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(images):  # photo-like sizes, as a user's folder has
-        pixels = rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
-    imports = wall_time([sys.executable, "-c", "import torch, torchvision"])
-    rows = []
-    for name, model in (("checkpoint", run_dir), ("ONNX", onnx)):
-        seconds = wall_time([*script, f"ckpt={model}", f"img={one}"])
-        rows.append(
-            (
-                f"f. predict.py, one image, {name}",
-                f"{seconds:8.2f} s  (import torch, torchvision: {imports:.2f} s, "
-                f"x{seconds / imports:.2f})",
-            )
-        )
-    for name, model in (("checkpoint", run_dir), ("ONNX", onnx)):
-        seconds = wall_time([*script, f"ckpt={model}", f"img={folder}"], repeats=1)
-        rows.append((f"g. predict.py, {images} images, {name}", f"{images / seconds:8.0f} img/s"))
-    return rows
-
-
-def model_step_row(model: str, batch: int) -> tuple[str, str]:
-    """A model's training step at its input size, in a process of its own (its memory)."""
-    command = [sys.executable, "-m", "bench.model_step", model, str(batch)]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        return (f"{model}: one training step", f"failed: {result.stderr.strip()[-80:]}")
-    step = json.loads(result.stdout)
-    return (
-        f"{model}: one training step, batch {batch}, {step['size']} px",
-        f"{step['seconds']:8.2f} s, peak memory {step['peak_rss_gb']:.2f} GB",
-    )
 
 
 def machine(device: torch.device) -> str:
@@ -285,7 +239,7 @@ def measure_and_print(
     rows.append(("d. tudui evaluation (test split)", f"{tudui['test']:8.0f} img/s"))
     rows.append(("e. tudui peak memory (RSS)", f"{tudui['peak_rss_gb']:8.2f} GB"))
     rows += predict_rows(work / "default0", work, 20 if args.smoke else 1000)
-    rows.append(("c/a", f"{tudui['train'] / floor:8.2f}   target >= 0.90"))
+    rows.append(("c/a", f"{tudui['train'] / floor:8.2f}   target >= 0.95"))
     rows.append(("c/b", f"{tudui['train'] / tutorial:8.2f}   target >= 1.15"))
     for model in filter(None, args.models.split(",")):
         rows.append(model_step_row(model, batch=2 if args.smoke else 16))

@@ -3,12 +3,16 @@ its peak memory): ``python -m bench.model_step resnet18 16`` prints JSON."""
 
 import json
 import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from tudui.models import create_model, input_spec, list_models
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def measure(model_name: str, batch: int, steps: int = 3) -> dict[str, float]:
@@ -33,6 +37,19 @@ def measure(model_name: str, batch: int, steps: int = 3) -> dict[str, float]:
         times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     return {"seconds": min(times[1:]), "peak_rss_gb": peak, "size": spec.size}
+
+
+def model_step_row(model: str, batch: int) -> tuple[str, str]:
+    """A model's training step at its input size, in a process of its own (its memory)."""
+    command = [sys.executable, "-m", "bench.model_step", model, str(batch)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        return (f"{model}: one training step", f"failed: {result.stderr.strip()[-80:]}")
+    step = json.loads(result.stdout)
+    return (
+        f"{model}: one training step, batch {batch}, {step['size']} px",
+        f"{step['seconds']:8.2f} s, peak memory {step['peak_rss_gb']:.2f} GB",
+    )
 
 
 if __name__ == "__main__":

@@ -45,3 +45,16 @@ def test_benchmark_smoke():
         line = next((line for line in lines if line.startswith(row)), None)
         assert line is not None, f"no row {row!r} in:\n{result.stdout}"
         assert "failed" not in line, line
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run():
+    """The GPU check's steps, on the CPU at tiny sizes: ready for the day a GPU is lent."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--dry-run"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout.split("tudui GPU check:")[1].splitlines()[1:]
+    assert len(summary) == 6 and all(" ok " in line for line in summary), summary
+    assert "bitwise equal" in result.stdout and "trained on cpu" in result.stdout

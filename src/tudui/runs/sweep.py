@@ -127,7 +127,9 @@ def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
 
 def _share_the_cores() -> None:
     """Jobs that run side by side (``hydra/launcher=joblib hydra.launcher.n_jobs=N``) take
-    ``cores / N`` intra-op threads each: each taking every core, they would fight over them."""
+    ``cores / N`` intra-op threads each: each taking every core, they would fight over them.
+    joblib's default backend (loky) limits its workers so through ``OMP_NUM_THREADS``; set
+    here, it holds for every backend, and the run's header shows it."""
     import torch  # not at the top: train.py imports this module before torch (import_quietly)
 
     launcher = HydraConfig.get().launcher
