@@ -1,6 +1,6 @@
 """The GPU check: everything tudui does on a GPU, run once, in one summary table.
 
-    python -m bench.gpu_check            # on a CUDA GPU: under 8 minutes
+    python -m bench.gpu_check            # on a CUDA GPU: meant to take under 8 minutes
     python -m bench.gpu_check --dry-run  # the same steps on the CPU, tiny sizes (CI runs it)
 
 Steps: the benchmark with ``--device cuda`` (its 16-mixed and bf16-mixed rows included);
@@ -37,7 +37,8 @@ def run(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProc
         env={**os.environ, **env},
     )  # fmt: skip
     if result.returncode != 0:
-        raise RuntimeError((result.stderr.strip() or result.stdout.strip()).splitlines()[-1])
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        raise RuntimeError(said[-1] if said else f"exit status {result.returncode}")
     return result
 
 

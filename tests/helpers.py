@@ -43,6 +43,15 @@ def write_fake_cifar10(root: Path, per_batch: int = 20, test: int = 40, seed: in
     return write_cifar10_batches(root, split(5 * per_batch), split(test), CLASSES)
 
 
+# The overrides that train on write_fake_cifar10's data, on the CPU, in seconds.
+ON_FAKE_CIFAR = [
+    "data.check_integrity=false",
+    "data.val_split=20",
+    "data.batch_size=16",
+    "trainer=cpu",
+]
+
+
 def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 300):
     """Run ``script`` (train.py, predict.py) from the repo as a user would; return the result."""
     return subprocess.run(

@@ -16,12 +16,9 @@ from tudui.runs.resume import check_fits, check_resumable
 from tudui.train import train
 from tudui.trained import load_trained_model
 
-from .helpers import compose_config, write_fake_cifar10
+from .helpers import ON_FAKE_CIFAR, compose_config, write_fake_cifar10
 
-TINY = [
-    "data.check_integrity=false", "data.val_split=20", "data.batch_size=16", "trainer=cpu",
-    "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-]  # fmt: skip
+TINY = [*ON_FAKE_CIFAR, "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 
 
 @pytest.fixture(scope="module")

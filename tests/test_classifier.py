@@ -112,3 +112,24 @@ def test_the_progress_bar_reads_the_metrics_only_when_lightning_logs(monkeypatch
     fit(module, torch.rand(20, 3, 32, 32), max_epochs=1, log_every_n_steps=4,
         callbacks=[ProgressBar()], enable_progress_bar=True)  # fmt: skip
     assert set(reads) == {3, 7, 9}
+
+
+class SaveAfterBatch(L.Callback):
+    """Saves a checkpoint after one batch, between two checks (as an interrupt does)."""
+
+    def __init__(self, path, batch: int) -> None:
+        self.path, self.batch = path, batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == self.batch:
+            trainer.save_checkpoint(self.path)
+
+
+def test_no_checkpoint_is_saved_between_checks_once_the_loss_was_not_finite(tmp_path):
+    images = torch.rand(20, 3, 32, 32)
+    images[2] = float("nan")  # batch 1
+    module = CountingReads({"name": "tudui_cnn"}, CLASSES, SPEC, {"name": "sgd", "lr": 0.01})
+    saver = SaveAfterBatch(tmp_path / "mid.ckpt", batch=1)
+    with pytest.raises(TuduiError, match="from step 1"):
+        fit(module, images, max_epochs=1, log_every_n_steps=4, callbacks=[saver])
+    assert module.read_at == [1] and not (tmp_path / "mid.ckpt").exists()  # read at the save

@@ -1,4 +1,4 @@
-"""What only a CUDA GPU can show; skipped without one (bench/gpu_check.sh runs them)."""
+"""What only a CUDA GPU can show; skipped without one (python -m bench.gpu_check runs them)."""
 
 import lightning as L
 import pytest

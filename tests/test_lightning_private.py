@@ -50,6 +50,12 @@ def test_the_logger_connector_logs_a_training_step_on_demand():
     assert callable(trainer._logger_connector.update_train_step_metrics)
 
 
+def test_the_logger_connector_says_which_steps_it_logs():
+    """reads_metrics_after relies on it; tests/test_classifier.py checks the steps."""
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, log_every_n_steps=4)
+    assert isinstance(trainer._logger_connector.should_update_logs, bool)
+
+
 def test_ddp_on_the_cpu_relaunches_this_script():
     ddp = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)
     single = L.Trainer(accelerator="cpu", devices=1, logger=False)

@@ -17,17 +17,9 @@ from tudui.classifier import ImageClassifier
 from tudui.pictures import CAPTION, GAP, TILE, captioned_grid, grid_size
 from tudui.report import TOP_LOSSES
 
-from .helpers import make_class_folders, run_entry, write_fake_cifar10
+from .helpers import ON_FAKE_CIFAR, make_class_folders, run_entry
 
-TINY = [
-    "data.check_integrity=false", "data.val_split=20", "data.batch_size=16", "trainer=cpu",
-    "trainer.max_epochs=2",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def cifar(tmp_path_factory):
-    return write_fake_cifar10(tmp_path_factory.mktemp("cifar") / "data")
+TINY = [*ON_FAKE_CIFAR, "trainer.max_epochs=2"]
 
 
 def train(tmp_path, *overrides, script="train.py"):

@@ -11,17 +11,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tudui.runs.sweep import _short
 
-from .helpers import make_class_folders, run_entry, write_fake_cifar10
+from .helpers import ON_FAKE_CIFAR, make_class_folders, run_entry
 
-TINY = [
-    "data.check_integrity=false", "data.val_split=20", "data.batch_size=16", "trainer=cpu",
-    "trainer.max_epochs=1",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def cifar(tmp_path_factory):
-    return write_fake_cifar10(tmp_path_factory.mktemp("cifar") / "data")
+TINY = [*ON_FAKE_CIFAR, "trainer.max_epochs=1"]
 
 
 def train(tmp_path, cifar, *overrides, run_dir=None):

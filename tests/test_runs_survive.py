@@ -20,6 +20,7 @@ from tudui.runs.lock import acquire
 from tudui.train import train
 
 from .helpers import (
+    ON_FAKE_CIFAR,
     REPO,
     compose_config,
     run_entry,
@@ -31,12 +32,9 @@ from .helpers import (
 
 # Augmentation on: the resumed run must also draw the same random flips and crops.
 TINY = [
-    "data.check_integrity=false",
-    "data.val_split=20",
-    "data.batch_size=16",
+    *ON_FAKE_CIFAR,
     "data.flip=true",
     "data.crop_padding=4",
-    "trainer=cpu",
     "trainer.log_every_n_steps=1",
     "trainer.enable_progress_bar=false",
 ]

@@ -23,7 +23,7 @@ from tudui.runs.folder import RunFolder
 from tudui.runs.lightning_private import best_model_paths
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
-CHECKSUM_KEY = "weights_sha256"  # written by ImageClassifier.on_save_checkpoint
+CHECKSUM_KEY = "weights_sha256"  # written by AtomicCheckpointIO (runs/checkpoint_io.py)
 MAX_CLASSES = 100_000
 
 

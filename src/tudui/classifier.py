@@ -145,6 +145,12 @@ class ImageClassifier(L.LightningModule):
         else:
             self._first_bad_step = torch.where(self._first_bad_step < 0, step, self._first_bad_step)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A checkpoint saved between two checks (on Ctrl-C, a mid-epoch validation, the
+        # step limit) must not hold a diverged model either; outside a step, reading the
+        # device costs nothing.
+        self._stop_if_diverged()
+
     def _stop_if_diverged(self) -> None:
         first_bad_step = -1 if self._first_bad_step is None else int(self._first_bad_step)
         if first_bad_step < 0:

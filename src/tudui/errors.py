@@ -75,7 +75,8 @@ def cannot_write(err: OSError) -> TuduiError:
     """A write refused mid-run (a TensorBoard event file, a log, an image), in one line."""
     return TuduiError(
         f"Cannot write {err.filename or 'to the run folder'} ({err.strerror or err}). Free "
-        "disk space or choose another folder with hydra.run.dir=..."
+        "disk space, raise the file size limit (ulimit -f), or choose another folder with "
+        "hydra.run.dir=... (hydra.sweep.dir=... for -m)"
     )
 
 

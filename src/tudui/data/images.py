@@ -87,7 +87,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
             image = Image.open(path)
         with image:
             check_size(path, image.width, image.height)
-            return np.array(to_rgb(ImageOps.exif_transpose(image)))
+            ImageOps.exif_transpose(image, in_place=True)  # not in place: a copy
+            return np.array(to_rgb(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         # OSError covers unidentified, truncated and unreadable files
         raise BadImage(f"{path}: {err}") from None

@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from rich.logging import RichHandler
 
+from tudui.errors import WRITE_REFUSED, cannot_write
 from tudui.runs.lightning_private import reads_metrics_after
 
 log = logging.getLogger("tudui")
@@ -42,15 +43,25 @@ def quiet_third_party() -> None:
     for message, category in QUIET:
         warnings.filterwarnings("ignore", message=message, category=category)
     logging.captureWarnings(True)
-    threading.excepthook = _quiet_writer_thread
+    if not getattr(threading.excepthook, "quiets_writer_threads", False):
+        threading.excepthook = _writer_thread_hook(threading.excepthook)
 
 
-def _quiet_writer_thread(args: Any) -> None:
-    # The writer thread raises its failed write (a full disk), then TensorBoard raises it
-    # again in the main thread at the next write, where the run reports it in one line.
-    if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
-        return
-    threading.__excepthook__(args)
+def _writer_thread_hook(previous: Any) -> Any:
+    """A thread hook that says a write refused in TensorBoard's writer thread (a full disk)
+    in one line instead of a traceback; TensorBoard raises it again in the main thread at
+    its next write, where the run stops with it. Other exceptions go to ``previous``."""
+
+    def hook(args: Any) -> None:
+        error = args.exc_value
+        refused = isinstance(error, OSError) and error.errno in WRITE_REFUSED
+        if refused and type(args.thread).__name__ == "_AsyncWriterThread":
+            log.warning("TensorBoard's event file: %s", cannot_write(error))
+        else:
+            previous(args)
+
+    hook.quiets_writer_threads = True
+    return hook
 
 
 class ConsoleHandler(RichHandler):
@@ -110,7 +121,7 @@ def header(cfg: Any, classifier: L.LightningModule, datamodule: Any, trainer: L.
     optim, schedule = classifier.hparams.optim, classifier.hparams.scheduler
     spec = datamodule.input_spec
     device = trainer.strategy.root_device
-    count, threads = os.cpu_count() or 1, torch.get_num_threads()
+    count, threads = len(os.sched_getaffinity(0)), torch.get_num_threads()
     shared = f", {threads} thread{'s' * (threads > 1)}" if threads < count else ""
     cores = f" ({count} cores{shared})" if device.type == "cpu" else ""
     rows = {

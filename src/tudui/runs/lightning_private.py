@@ -65,10 +65,9 @@ def model_summary_without(hidden: tuple[type, ...], max_depth: int = 1) -> Any:
 def reads_metrics_after(trainer: Any, batch_idx: int) -> bool:
     """Whether the host reads values off the device after training batch ``batch_idx``
     anyway: Lightning logs the step's metrics (every ``trainer.log_every_n_steps``
-    batches, by its private ``should_update_logs``), or the epoch ends. What else must read
-    the device (the divergence check, the progress bar's numbers) waits for those batches:
-    reading it every batch would make the CPU wait for a GPU at every step."""
-    return (
-        batch_idx + 1 >= trainer.num_training_batches
-        or trainer._logger_connector.should_update_logs
-    )
+    optimizer steps, by its private ``should_update_logs``; with gradient accumulation,
+    on each batch of that step), or the epoch ends. What else must read the device (the
+    divergence check, the progress bar's numbers) waits for those batches: reading it
+    every batch would make the CPU wait for a GPU at every step."""
+    last = trainer.is_last_batch or batch_idx + 1 >= trainer.num_training_batches
+    return last or trainer._logger_connector.should_update_logs

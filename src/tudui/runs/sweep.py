@@ -135,7 +135,8 @@ def _share_the_cores() -> None:
     launcher = HydraConfig.get().launcher
     if "joblib" not in str(launcher.get("_target_", "")):
         return
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers)
     n_jobs = launcher.get("n_jobs") or 1
     side_by_side = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1: all
-    torch.set_num_threads(max(1, cores // side_by_side))
+    # Never more than torch's own choice (physical cores, or what loky already set).
+    torch.set_num_threads(max(1, min(cores // side_by_side, torch.get_num_threads())))
