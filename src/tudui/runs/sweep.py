@@ -135,8 +135,16 @@ def _share_the_cores() -> None:
     launcher = HydraConfig.get().launcher
     if "joblib" not in str(launcher.get("_target_", "")):
         return
-    cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers)
+    cores = usable_cores()
     n_jobs = launcher.get("n_jobs") or 1
     side_by_side = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1: all
     # Never more than torch's own choice (physical cores, or what loky already set).
     torch.set_num_threads(max(1, min(cores // side_by_side, torch.get_num_threads())))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or ``taskset``'s share), where the
+    system says (Linux), else all of them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
