@@ -90,8 +90,10 @@ def rows(work: Path, images: int, epochs: int = 3) -> list[tuple[str, str]]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--images", type=int, default=2000, help="JPEGs to write (>= 2)")
     args = parser.parse_args()
+    if args.images < 2:
+        parser.error(f"--images {args.images}: give at least 2 (one image of each class)")
     work = Path(tempfile.mkdtemp(prefix="tudui-bench-folder-"))
     try:
         for row_name, value in rows(work, args.images):

@@ -47,6 +47,9 @@ CASES = [
     ("tune=lr_find debug=fdr", "tune=lr_find needs more than the one batch of debug=fdr"),
     ("tune=lr_find ckpt_path=x", "tune=lr_find tests a new model, not a resumed one"),
     ("experiment=digits callbacks=ema", "callbacks.early_stopping sets patience but is not a"),
+    ("tune=lr_find tune.min_lr=1 tune.max_lr=0.1", "tune.min_lr=1 must be below tune.max_lr"),
+    ("tune=lr_find tune.num_training=12", "tune.num_training=12 is too few"),
+    ("callbacks=ema callbacks.ema.decay=1", "callbacks.ema.decay=1 must be a number between"),
 ]
 
 

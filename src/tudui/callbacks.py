@@ -12,7 +12,7 @@ from lightning.pytorch import callbacks
 from lightning.pytorch.trainer.states import TrainerFn
 from torchvision.utils import make_grid
 
-from tudui.config.types import PositiveInt
+from tudui.config.types import OpenFraction, PositiveInt
 from tudui.pictures import add_image, captioned_grid, tensorboards
 
 
@@ -82,6 +82,11 @@ class EMAWeightAveraging(callbacks.EMAWeightAveraging):
     them back whenever the callback loads a checkpoint: after fit, the test of the best
     checkpoint would measure the raw weights instead of the validated average. Here they
     are loaded back only when fitting resumes."""
+
+    def __init__(self, decay: OpenFraction = 0.999, **kwargs: Any) -> None:
+        # Lightning accepts a decay of 1, with which the average never leaves the first
+        # weights: an untrained model validated, saved and tested.
+        super().__init__(decay=decay, **kwargs)
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]

@@ -6,10 +6,12 @@ import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import matplotlib.pyplot as plt
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
@@ -19,6 +21,7 @@ from tudui.pictures import add_figure
 from tudui.runs.folder import RunFolder
 
 log = logging.getLogger(__name__)
+MIN_STEPS = 20  # lr_find suggests from the steps after its first 10
 
 
 @dataclass
@@ -33,6 +36,22 @@ class LRFind:
     def run_problems(cfg: DictConfig) -> list[str]:
         """What ``tune=lr_find`` cannot run with."""
         problems = []
+        tune = cfg.tune
+        if _numbers(tune.get("min_lr"), tune.get("max_lr")) and tune.min_lr >= tune.max_lr:
+            problems.append(
+                f"tune.min_lr={tune.min_lr} must be below tune.max_lr={tune.max_lr}: the test "
+                "raises the lr from one to the other"
+            )
+        if _numbers(tune.get("num_training")) and 0 < tune.num_training < MIN_STEPS:
+            problems.append(
+                f"tune.num_training={tune.num_training} is too few: lr_find skips its first 10 "
+                f"steps and suggests from the rest; give {MIN_STEPS} or more"
+            )
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            problems.append(
+                "tune=lr_find runs one range test and trains nothing: run it without -m, "
+                "then sweep around the learning rate it suggests"
+            )
         if cfg.get("ckpt_path"):
             problems.append("tune=lr_find tests a new model, not a resumed one: drop ckpt_path")
         if cfg.trainer.get("fast_dev_run"):
@@ -69,11 +88,13 @@ class LRFind:
         return suggestion
 
 
+def _numbers(*values: Any) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def command_with_lr(lr: float) -> str:
-    """This run's command line, training instead of tuning, with ``optim.lr=lr``."""
-    kept = [
-        o
-        for o in HydraConfig.get().overrides.task
-        if not o.lstrip("+~").startswith(("tune=", "tune.", "optim.lr="))
-    ]
+    """This run's command line, training instead of tuning, with ``optim.lr=lr`` (and no
+    ``scheduler.max_lr``: one-cycle then peaks at the suggested lr)."""
+    replaced = ("tune=", "tune.", "optim.lr=", "scheduler.max_lr=")
+    kept = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(replaced)]
     return shlex.join(["python", "train.py", *kept, f"optim.lr={lr:.2g}"])

@@ -45,8 +45,9 @@ class ImageFiles(Dataset):
         return self.transform(image), label
 
     def name(self, index: int) -> str:
-        """The image's file, as reports name it."""
-        return str(self.samples[index][0])
+        """The image's file, as reports name it; bytes of a name that are not UTF-8 as
+        ``\\xff`` escapes, so the name can be written to a CSV file."""
+        return os.fsencode(self.samples[index][0]).decode("utf-8", "backslashreplace")
 
     def picture(self, index: int) -> torch.Tensor:
         """The image as it is on disk (uint8, 3 x H x W), for reports to show."""
