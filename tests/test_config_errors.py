@@ -50,6 +50,10 @@ CASES = [
     ("tune=lr_find tune.min_lr=1 tune.max_lr=0.1", "tune.min_lr=1 must be below tune.max_lr"),
     ("tune=lr_find tune.num_training=12", "tune.num_training=12 is too few"),
     ("callbacks=ema callbacks.ema.decay=1", "callbacks.ema.decay=1 must be a number between"),
+    (
+        "scheduler=onecycle scheduler.epochs=1 trainer.max_epochs=2",
+        "scheduler.epochs=1 is fewer than trainer.max_epochs=2",
+    ),
 ]
 
 

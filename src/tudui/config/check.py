@@ -121,7 +121,15 @@ def _schedule_problems(cfg: DictConfig) -> list[str]:
             problems += argument_problems([table[name]], values, group)
             hook = getattr(table[name], "config_problems", None)  # rules between keys
             problems += hook(values) if hook and not problems else []
-
+    # onecycle's epochs follow trainer.max_epochs; set shorter, its steps would run out.
+    epochs, max_epochs = (cfg.get("scheduler") or {}).get("epochs"), cfg.trainer.get("max_epochs")
+    numbers = isinstance(epochs, int) and isinstance(max_epochs, int)
+    if not problems and numbers and 0 < epochs < max_epochs:
+        problems.append(
+            f"scheduler.epochs={epochs} is fewer than trainer.max_epochs={max_epochs}: the "
+            "schedule would end before training does; leave scheduler.epochs out (it "
+            "follows trainer.max_epochs)"
+        )
     return problems
 
 
