@@ -133,3 +133,14 @@ def test_no_checkpoint_is_saved_between_checks_once_the_loss_was_not_finite(tmp_
     with pytest.raises(TuduiError, match="from step 1"):
         fit(module, images, max_epochs=1, log_every_n_steps=4, callbacks=[saver])
     assert module.read_at == [1] and not (tmp_path / "mid.ckpt").exists()  # read at the save
+
+
+def test_divergence_under_one_cycle_names_its_peak_rate():
+    images = torch.rand(20, 3, 32, 32)
+    images[2] = float("nan")
+    schedule = {"name": "onecycle", "interval": "step", "epochs": 1, "max_lr": 5.0}
+    module = ImageClassifier(
+        {"name": "tudui_cnn"}, CLASSES, SPEC, {"name": "sgd", "lr": 0.01}, schedule
+    )
+    with pytest.raises(TuduiError, match=r"scheduler\.max_lr=5\.0 is probably too large"):
+        fit(module, images, max_epochs=1, log_every_n_steps=4)

@@ -155,12 +155,15 @@ class ImageClassifier(L.LightningModule):
         first_bad_step = -1 if self._first_bad_step is None else int(self._first_bad_step)
         if first_bad_step < 0:
             return
-        lr = self.hparams.optim["lr"]
+        # The peak rate: one-cycle's scheduler.max_lr when set, else optim.lr.
+        key, lr = "optim.lr", self.hparams.optim["lr"]
+        if (self.hparams.scheduler or {}).get("max_lr"):
+            key, lr = "scheduler.max_lr", self.hparams.scheduler["max_lr"]
         raise TuduiError(
             f"The training loss is NaN or infinite from step {first_bad_step} (checked at step "
             f"{self.global_step}, epoch {self.current_epoch}): training has diverged. The "
-            f"learning rate optim.lr={lr} is probably too large; try a smaller one, e.g. "
-            f"optim.lr={lr / 10:g}. The last good checkpoints are kept."
+            f"learning rate {key}={lr} is probably too large; try a smaller one, e.g. "
+            f"{key}={lr / 10:g}. Checkpoints saved before it are kept."
         )
 
     def _eval_step(self, batch: Batch, stage: str) -> torch.Tensor:
