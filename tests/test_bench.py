@@ -33,12 +33,15 @@ ROWS = [
 ]
 
 
+def run_module(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
 @pytest.mark.slow
 def test_benchmark_smoke():
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    result = run_module("bench", "--smoke", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     for row in ROWS:
@@ -50,10 +53,7 @@ def test_benchmark_smoke():
 @pytest.mark.slow
 def test_gpu_check_dry_run():
     """The GPU check's steps, on the CPU at tiny sizes: ready for the day a GPU is lent."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.gpu_check", "--dry-run"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+    result = run_module("bench.gpu_check", "--dry-run", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = result.stdout.split("tudui GPU check:")[1].splitlines()[1:]
     assert len(summary) == 6 and all(" ok " in line for line in summary), summary

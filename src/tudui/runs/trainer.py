@@ -1,6 +1,5 @@
 """The Lightning ``Trainer`` of a run: its config checked first, its processes kept in bounds."""
 
-import os
 from typing import Annotated, Any
 
 import lightning as L
@@ -21,6 +20,7 @@ from tudui.runs.epochs import EpochMetrics
 from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.lightning_private import model_summary_without, relaunches_this_script
 from tudui.runs.rng import RestoreRNG
+from tudui.runs.sweep import usable_cores
 
 
 def _batch_limit(allow_zero: bool) -> Any:
@@ -74,7 +74,7 @@ def device_problems(trainer: dict[str, Any]) -> list[str]:
         ]
     if not gpu and accelerator not in ("cpu", "auto"):
         return []  # mps, tpu, ...: Lightning knows its own devices
-    available, kind = (torch.cuda.device_count(), "GPUs") if gpu else (os.cpu_count(), "CPU cores")
+    available, kind = (torch.cuda.device_count(), "GPUs") if gpu else (usable_cores(), "CPU cores")
     requested = _requested_devices(trainer.get("devices", "auto"))
     if requested is not None and available and requested > available:
         return [
