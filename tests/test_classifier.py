@@ -58,15 +58,16 @@ def test_predict_step_gives_probabilities():
 
 
 class CountingReads(ImageClassifier):
-    """Records the batches after which the divergence guard read the device."""
+    """Records the batches after which the unchecked steps were checked (the device read)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.read_at: list[int] = []
 
-    def _stop_if_diverged(self) -> None:
-        self.read_at.append(self.trainer.fit_loop.epoch_loop.batch_idx)
-        super()._stop_if_diverged()
+    def _check_steps(self) -> None:
+        if self._unchecked:
+            self.read_at.append(self.trainer.fit_loop.epoch_loop.batch_idx)
+        super()._check_steps()
 
 
 def fit(module: ImageClassifier, images: torch.Tensor, **trainer_args) -> L.Trainer:
@@ -144,3 +145,16 @@ def test_divergence_under_one_cycle_names_its_peak_rate():
     )
     with pytest.raises(TuduiError, match=r"scheduler\.max_lr=5\.0 is probably too large"):
         fit(module, images, max_epochs=1, log_every_n_steps=4)
+
+
+@pytest.mark.parametrize("max_steps", [-1, 7])
+def test_the_train_accuracy_counts_every_batch_of_the_epoch(max_steps):
+    # lr=0 keeps the model fixed, so the epoch's accuracy is the model's on the images it
+    # trained on: 10 batches, checked after batches 4, 8 and 10 (or cut short after 7).
+    images = torch.rand(20, 3, 32, 32)
+    module = classifier({"name": "sgd", "lr": 0.0})
+    labels = torch.arange(len(images)) % len(CLASSES)
+    seen = len(images) if max_steps < 0 else 2 * max_steps
+    expected = (module(images[:seen]).argmax(1) == labels[:seen]).float().mean()
+    trainer = fit(module, images, max_epochs=1, max_steps=max_steps, log_every_n_steps=4)
+    assert torch.isclose(trainer.callback_metrics["train/acc"], expected)

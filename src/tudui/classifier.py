@@ -64,10 +64,12 @@ class ImageClassifier(L.LightningModule):
         self._compiled_forward = None  # set at on_train_start when compile=True
         self.loss = Loss(**(loss or {}))
         self._lr_each_step = False  # a schedule stepped every batch: lr logged each step
-        self._first_bad_step: torch.Tensor | None = None  # on the device: see _note_divergence
+        # Each training step's loss, predictions and labels, kept on the device until the
+        # host reads it anyway (see training_step): (global step, loss, predictions, labels).
+        self._unchecked: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         size = input_spec["size"]
         self.example_input_array = torch.zeros(1, 3, size, size)  # model graph and summary
-        # validate_args=False: checking the labels' range would read them back every step.
+        # validate_args=False: checking the labels' range would read them back.
         self.train_acc = MulticlassAccuracy(
             num_classes=len(classes), average="micro", validate_args=False
         )
@@ -123,38 +125,39 @@ class ImageClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.loss.label_smoothing)
-        self.train_acc.update(logits.detach(), labels)
-        self._note_divergence(loss)
-        # Only after the batches whose metrics Lightning reads (to log them, for the
-        # progress bar) are they checked and logged: a diverged epoch saves no checkpoint,
-        # and the other steps skip self.log, which costs about 1 ms a call on a CPU.
+        # Checking the loss every step would make the CPU wait for the device, and updating
+        # the accuracy costs more than a small model's step: both wait for the batches whose
+        # metrics Lightning reads anyway (to log them, for the progress bar), and for any
+        # checkpoint, so a diverged model is never saved.
+        step = (self.global_step, loss.detach(), logits.detach().argmax(dim=1), labels)
+        self._unchecked.append(step)
         if reads_metrics_after(self.trainer, batch_idx):
-            self._stop_if_diverged()
+            self._check_steps()
             self._log_lr(each_step=True)
+            # self.log costs about 1 ms a call on a CPU: only on these steps too.
             self.log("train/loss", loss, prog_bar=True)
-            # The accuracy of the whole epoch, from the metric's state (update above).
+            # The accuracy of the whole epoch, from the metric's state.
             self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def _note_divergence(self, loss: torch.Tensor) -> None:
-        # Reading the loss (bool(), .item()) would make the CPU wait for the device every
-        # step: the first non-finite step is kept on the device and read when a check is due.
-        step = torch.where(torch.isfinite(loss.detach()), -1, self.global_step)
-        if self._first_bad_step is None:
-            self._first_bad_step = step
-        else:
-            self._first_bad_step = torch.where(self._first_bad_step < 0, step, self._first_bad_step)
+    def on_train_epoch_end(self) -> None:
+        self._check_steps()  # an epoch cut short (max_steps) ends between two checks
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # A checkpoint saved between two checks (on Ctrl-C, a mid-epoch validation, the
-        # step limit) must not hold a diverged model either; outside a step, reading the
-        # device costs nothing.
-        self._stop_if_diverged()
+        # On Ctrl-C, a mid-epoch validation or the step limit, between two checks.
+        self._check_steps()
 
-    def _stop_if_diverged(self) -> None:
-        first_bad_step = -1 if self._first_bad_step is None else int(self._first_bad_step)
-        if first_bad_step < 0:
+    def _check_steps(self) -> None:
+        """Hands the unchecked steps to the train accuracy; stops if a loss was not finite."""
+        if not self._unchecked:
             return
+        steps, losses, predictions, labels = zip(*self._unchecked, strict=True)
+        self._unchecked = []
+        self.train_acc.update(torch.cat(predictions), torch.cat(labels))
+        finite = torch.isfinite(torch.stack(losses))
+        if finite.all():
+            return
+        first_bad_step = steps[int(finite.logical_not().nonzero()[0])]
         # The peak rate: one-cycle's scheduler.max_lr when set, else optim.lr.
         key, lr = "optim.lr", self.hparams.optim["lr"]
         if (self.hparams.scheduler or {}).get("max_lr"):
