@@ -104,8 +104,10 @@ class ImageClassifier(L.LightningModule):
         self._compiled_forward = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # In the model's layout, whichever the batch came in (in-memory datasets give
+        # channels-last batches): a no-op when they match.
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = x.contiguous(memory_format=layout)
         if self._compiled_forward is not None and self.training:
             return self._compiled_forward(x)
         return self.model(x)
@@ -120,6 +122,9 @@ class ImageClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._log_lr(each_step=False)
+        # The accuracy of the whole epoch: Lightning computes it at the epoch's end from the
+        # metric's state (updated in _check_steps); logging it once is enough.
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -136,8 +141,6 @@ class ImageClassifier(L.LightningModule):
             self._log_lr(each_step=True)
             # self.log costs about 1 ms a call on a CPU: only on these steps too.
             self.log("train/loss", loss, prog_bar=True)
-            # The accuracy of the whole epoch, from the metric's state.
-            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
     def on_train_epoch_end(self) -> None:

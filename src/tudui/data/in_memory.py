@@ -19,12 +19,17 @@ from tudui.input_spec import InputSpec
 
 
 class InMemoryImages(Dataset):
-    """``images`` (N, 3, H, W) uint8 and ``labels`` (N,) int64; a list of indices gives a batch."""
+    """``images`` (N, 3, H, W) uint8 and ``labels`` (N,) int64; a list of indices gives a batch.
+
+    The images are held channels-last (each pixel's three values side by side): a batch
+    comes out in the memory layout the model runs in on a CPU, and scaling it to floats
+    is the only pass over it (converting the layout costs twice that).
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         assert images.dtype == torch.uint8 and images.ndim == 4, images.shape
         assert len(images) == len(labels), (len(images), len(labels))
-        self.images = images
+        self.images = images.contiguous(memory_format=torch.channels_last)
         self.labels = labels
 
     def __len__(self) -> int:
@@ -42,10 +47,11 @@ class InMemoryImages(Dataset):
         return self.images[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        # DataLoader hands the whole batch of indices here: one gather instead of 64 lookups
-        # (index_select: ten times faster than indexing with a tensor, images[index]).
+        # DataLoader hands the whole batch of indices here: one gather instead of 64 lookups,
+        # of whole (H, W, 3) rows (ten times faster than images[index]).
         index = torch.as_tensor(indices)
-        return self.images.index_select(0, index), self.labels.index_select(0, index)
+        pixels = self.images.permute(0, 2, 3, 1).index_select(0, index)
+        return pixels.permute(0, 3, 1, 2), self.labels.index_select(0, index)
 
 
 def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
