@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tudui.data.cifar10 import CIFAR10DataModule
-from tudui.data.in_memory import BatchTransform, random_padded_crop
+from tudui.data.in_memory import BatchTransform, InMemoryImages, random_padded_crop
 from tudui.errors import DataError
 from tudui.input_spec import InputSpec
 
@@ -146,3 +146,15 @@ def test_batch_files_cannot_run_code(tmp_path):
     with pytest.raises(DataError, match="data_batch_3 is not a CIFAR-10 batch file"):
         datamodule(root)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_batches_come_in_the_models_memory_layout(layout):
+    # InMemoryImages holds channels-last images; the transform gives the layout asked for.
+    images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    dataset = InMemoryImages(images, torch.arange(8))
+    batch, labels = dataset.__getitems__([5, 2, 7])
+    assert torch.equal(batch, images[[5, 2, 7]]) and labels.tolist() == [5, 2, 7]
+    x = BatchTransform(InputSpec(size=32))(batch, train=False, layout=layout)
+    assert x.is_contiguous(memory_format=layout)
+    assert torch.equal(x, images[[5, 2, 7]].float() / 255)

@@ -73,12 +73,13 @@ class CountingReads(ImageClassifier):
 def fit(module: ImageClassifier, images: torch.Tensor, **trainer_args) -> L.Trainer:
     labels = torch.arange(len(images)) % len(CLASSES)
     loader = DataLoader(TensorDataset(images, labels), batch_size=2)
+    ckpt_path = trainer_args.pop("ckpt_path", None)
     trainer_args = {"enable_progress_bar": False, "limit_val_batches": 0, **trainer_args}
     trainer = L.Trainer(
         accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
         **trainer_args,
     )  # fmt: skip
-    trainer.fit(module, loader)
+    trainer.fit(module, loader, ckpt_path=ckpt_path)
     return trainer
 
 
@@ -147,14 +148,45 @@ def test_divergence_under_one_cycle_names_its_peak_rate():
         fit(module, images, max_epochs=1, log_every_n_steps=4)
 
 
-@pytest.mark.parametrize("max_steps", [-1, 7])
-def test_the_train_accuracy_counts_every_batch_of_the_epoch(max_steps):
-    # lr=0 keeps the model fixed, so the epoch's accuracy is the model's on the images it
-    # trained on: 10 batches, checked after batches 4, 8 and 10 (or cut short after 7).
+class Seen(L.Callback):
+    """Keeps the batches trained on and reads the metrics at the epoch's end, as the
+    progress bar and metrics.csv do; stops after batch ``stop_after`` if given."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.batches, self.stop_after, self.read = [], stop_after, None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.batches.append(batch)
+        if batch_idx == self.stop_after:
+            trainer.should_stop = True  # as max_time does
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.read = trainer.callback_metrics["train/acc"].clone()
+
+
+def accuracy_on(module: ImageClassifier, batches: list) -> torch.Tensor:
+    images, labels = (torch.cat(parts) for parts in zip(*batches, strict=True))
+    return (module(images).argmax(1) == labels).float().mean()
+
+
+@pytest.mark.parametrize("end", ["last batch", "max_steps", "a callback's stop"])
+def test_the_train_accuracy_counts_every_batch_of_the_epoch(end):
+    # lr=0 keeps the model fixed: the epoch's accuracy is the model's on the batches it
+    # trained on. 10 batches, checked after batches 4, 8 and 10 (or stopped after 7).
+    module, seen = classifier({"name": "sgd", "lr": 0.0}), Seen(6 if "stop" in end else None)
+    max_steps = 7 if end == "max_steps" else -1
+    fit(module, torch.rand(20, 3, 32, 32), max_epochs=1, max_steps=max_steps,
+        log_every_n_steps=4, callbacks=[seen])  # fmt: skip
+    assert len(seen.batches) == (10 if end == "last batch" else 7)
+    assert torch.isclose(seen.read, accuracy_on(module, seen.batches))
+
+
+def test_a_run_resumed_mid_epoch_logs_the_train_accuracy_of_its_batches(tmp_path):
     images = torch.rand(20, 3, 32, 32)
-    module = classifier({"name": "sgd", "lr": 0.0})
-    labels = torch.arange(len(images)) % len(CLASSES)
-    seen = len(images) if max_steps < 0 else 2 * max_steps
-    expected = (module(images[:seen]).argmax(1) == labels[:seen]).float().mean()
-    trainer = fit(module, images, max_epochs=1, max_steps=max_steps, log_every_n_steps=4)
-    assert torch.isclose(trainer.callback_metrics["train/acc"], expected)
+    first = classifier({"name": "sgd", "lr": 0.0})
+    fit(first, images, max_epochs=1, log_every_n_steps=4,
+        callbacks=[SaveAfterBatch(tmp_path / "mid.ckpt", batch=4)])  # fmt: skip
+    resumed, seen = classifier({"name": "sgd", "lr": 0.0}), Seen()
+    fit(resumed, images, max_epochs=1, log_every_n_steps=4, callbacks=[seen],
+        ckpt_path=tmp_path / "mid.ckpt")  # fmt: skip
+    assert seen.batches and torch.isclose(seen.read, accuracy_on(resumed, seen.batches))

@@ -99,15 +99,14 @@ class ImageClassifier(L.LightningModule):
         # and evaluation stay eager, and the state_dict keeps the plain model's keys.
         if self.hparams.compile:
             self._compiled_forward = torch.compile(self.model.forward)
+        self._unchecked = []  # none of an earlier fit's steps
 
     def on_train_end(self) -> None:
         self._compiled_forward = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # In the model's layout, whichever the batch came in (in-memory datasets give
-        # channels-last batches): a no-op when they match.
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        x = x.contiguous(memory_format=layout)
+        if self.channels_last:  # in-memory datasets' batches come in this layout already
+            x = x.contiguous(memory_format=torch.channels_last)
         if self._compiled_forward is not None and self.training:
             return self._compiled_forward(x)
         return self.model(x)
@@ -122,9 +121,6 @@ class ImageClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._log_lr(each_step=False)
-        # The accuracy of the whole epoch: Lightning computes it at the epoch's end from the
-        # metric's state (updated in _check_steps); logging it once is enough.
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -141,10 +137,15 @@ class ImageClassifier(L.LightningModule):
             self._log_lr(each_step=True)
             # self.log costs about 1 ms a call on a CPU: only on these steps too.
             self.log("train/loss", loss, prog_bar=True)
+            # The accuracy of the whole epoch, from the metric's state (_check_steps).
+            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        self._check_steps()  # an epoch cut short (max_steps) ends between two checks
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Training stops after this batch, between two checks (the step limit, or a stop a
+        # callback asked for: max_time): the epoch's end reads the metrics next.
+        if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
+            self._check_steps()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # On Ctrl-C, a mid-epoch validation or the step limit, between two checks.

@@ -172,14 +172,19 @@ class CIFAR10DataModule(InMemoryDataModule):
     def _read(self, files: list[list[str]]) -> InMemoryImages:
         batches = [_read_pickle(self.folder / name) for name, _ in files]
         try:
-            images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
+            # Each row holds the red, green and blue planes: read straight into (N, H, W, 3),
+            # the channels-last layout that InMemoryImages holds, in one copy.
+            planes = [np.reshape(b["data"], (-1, 3, 32, 32)) for b in batches]
+            pixels = np.empty((sum(len(p) for p in planes), 32, 32, 3), np.uint8)
+            np.concatenate([np.transpose(p, (0, 2, 3, 1)) for p in planes], out=pixels)
             labels = np.concatenate([b["labels"] for b in batches]).astype(np.int64)
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(
                 f"The batch files in {self.folder} do not hold CIFAR-10's 'data' and 'labels' "
                 f"({err!r}). Delete the folder to download CIFAR-10 again."
             ) from None
-        return InMemoryImages(torch.from_numpy(images), torch.from_numpy(labels))
+        images = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+        return InMemoryImages(images, torch.from_numpy(labels))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:  # fit, validate and test share one load

@@ -21,9 +21,9 @@ from tudui.input_spec import InputSpec
 class InMemoryImages(Dataset):
     """``images`` (N, 3, H, W) uint8 and ``labels`` (N,) int64; a list of indices gives a batch.
 
-    The images are held channels-last (each pixel's three values side by side): a batch
-    comes out in the memory layout the model runs in on a CPU, and scaling it to floats
-    is the only pass over it (converting the layout costs twice that).
+    The images are held channels-last (each pixel's three values side by side), the
+    layout the model runs in on a CPU: a batch then needs one pass, to floats (converting
+    the layout as well costs three times that on a CPU).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -105,13 +105,22 @@ class BatchTransform:
         self.flip = flip
         self.crop_padding = crop_padding
 
-    def __call__(self, images: torch.Tensor, *, train: bool) -> torch.Tensor:
+    def __call__(
+        self,
+        images: torch.Tensor,
+        *,
+        train: bool,
+        layout: torch.memory_format = torch.contiguous_format,
+    ) -> torch.Tensor:
+        """``layout``: the memory layout the model runs in."""
         if train and self.flip:
             images = random_horizontal_flip(images)
         if train and self.crop_padding:
             images = random_padded_crop(images, self.crop_padding)
-        # The evaluation geometry of folder datasets and predict.py, for training too.
-        return to_model_input(images.float().div_(255), self.spec)
+        # To floats in [0, 1] in the model's layout (one pass when the images have it), then
+        # the evaluation geometry of folder datasets and predict.py, for training too.
+        images = images.to(torch.float32, memory_format=layout).div_(255)
+        return to_model_input(images, self.spec)
 
 
 class InMemoryDataModule(ImageDataModule):
@@ -137,4 +146,7 @@ class InMemoryDataModule(ImageDataModule):
             return batch
         images, labels = batch
         training = self.trainer is not None and self.trainer.training
-        return self.batch_transform(images, train=training), labels
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        channels_last = getattr(model, "channels_last", False)  # ImageClassifier.setup's
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        return self.batch_transform(images, train=training, layout=layout), labels
