@@ -22,8 +22,8 @@ class InMemoryImages(Dataset):
     """``images`` (N, 3, H, W) uint8 and ``labels`` (N,) int64; a list of indices gives a batch.
 
     The images are held channels-last (each pixel's three values side by side), the
-    layout the model runs in on a CPU: a batch then needs one pass, to floats (converting
-    the layout as well costs three times that on a CPU).
+    layout the model runs in on a CPU: a batch then only needs converting to floats
+    (converting the layout as well costs three times as much on a CPU).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -117,7 +117,7 @@ class BatchTransform:
             images = random_horizontal_flip(images)
         if train and self.crop_padding:
             images = random_padded_crop(images, self.crop_padding)
-        # To floats in [0, 1] in the model's layout (one pass when the images have it), then
+        # To floats in [0, 1] in the model's layout (no layout change on a CPU), then
         # the evaluation geometry of folder datasets and predict.py, for training too.
         images = images.to(torch.float32, memory_format=layout).div_(255)
         return to_model_input(images, self.spec)
