@@ -148,7 +148,8 @@ class ImageClassifier(L.LightningModule):
             self._check_steps()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # On Ctrl-C, a mid-epoch validation or the step limit, between two checks.
+        # Saved between two checks (on Ctrl-C, after a mid-epoch validation): a diverged
+        # model must not be saved either.
         self._check_steps()
 
     def _check_steps(self) -> None:
