@@ -89,8 +89,9 @@ def random_padded_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
     rows = top + torch.arange(h, device=images.device)  # (n, h)
     cols = left + torch.arange(w, device=images.device)  # (n, w)
     batch = torch.arange(n, device=images.device)[:, None, None]
-    # Advanced indices around the channel slice put it last: (n, h, w, c).
-    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+    # Advanced indices around the channel slice put it last: (n, h, w, c), returned as the
+    # channels-last view; BatchTransform's float conversion gives it the model's layout.
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
 class BatchTransform:
