@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from tudui.config.hydra import run_hydra_main
+from tudui.config.hydra import check_group_choices, run_hydra_main
 from tudui.errors import exit_on_user_error, import_quietly
 from tudui.runs.folder import with_latest_run
 from tudui.runs.job import run_job
@@ -32,4 +32,5 @@ if __name__ == "__main__":
 
     with exit_on_user_error():
         sys.argv[1:] = with_latest_run(sys.argv[1:], "ckpt", CONFIG_DIR)
+        check_group_choices(sys.argv[1:], CONFIG_DIR)
         run_hydra_main(main)

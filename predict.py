@@ -14,12 +14,14 @@ and for a plain state_dict .pth: model and classes. Exits 1 if any image could n
 import sys
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tudui.errors import ConfigError, exit_on_user_error
 from tudui.predict import Classifier, PredictConfig, image_paths, predict, write_predictions
 from tudui.runs.folder import with_latest_run
+from tudui.text import printable
 
 CONFIG_DIR = Path(__file__).parent / "conf"  # where train.py puts runs, for ckpt=latest
 
@@ -28,8 +30,8 @@ def parse(argv: list[str]) -> PredictConfig:
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), OmegaConf.from_dotlist(argv))
         cfg = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as err:
-        message = str(err).splitlines()[0]
+    except (OmegaConfBaseException, yaml.YAMLError) as err:  # YAML: a control character
+        message = printable(str(err).splitlines()[0])
         raise ConfigError(f"{message}. Run python predict.py --help for the keys.") from None
     if cfg.topk < 1 or cfg.batch_size < 1:
         raise ConfigError(f"topk={cfg.topk} and batch_size={cfg.batch_size} must be at least 1.")

@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from tudui.config.hydra import run_hydra_main
+from tudui.config.hydra import check_group_choices, run_hydra_main
 from tudui.errors import exit_on_user_error, import_quietly
 from tudui.runs.job import run_job
 from tudui.runs.processes import exit_with_parent
@@ -49,4 +49,5 @@ if __name__ == "__main__":
 
     with exit_on_user_error():
         sys.argv[1:] = resume_overrides(sys.argv[1:], CONFIG_DIR)
+        check_group_choices(sys.argv[1:], CONFIG_DIR)
         run_hydra_main(main)

@@ -86,9 +86,27 @@ CONTENT = {
     "hyper_parameters a list": (_set(HP, value=[1]), "not one of tudui's"),
     "no classes": (_delete(HP, "classes"), "lack classes"),
     "classes a string": (_set(HP, "classes", value="ants"), "classes are not a list"),
-    "one class": (_set(HP, "classes", value=["a"]), "classes are not a list of 2"),
-    "repeated classes": (_set(HP, "classes", value=["a"] * 10), "distinct names"),
-    "numbers as classes": (_set(HP, "classes", value=list(range(10))), "distinct names"),
+    "one class": (_set(HP, "classes", value=["a"]), "it has 1 classes, not 2 to 100,000"),
+    "repeated classes": (_set(HP, "classes", value=["a"] * 10), "not distinct"),
+    "numbers as classes": (_set(HP, "classes", value=list(range(10))), "not a list of class"),
+    "a million classes": (_set(HP, "classes", value=list(map(str, range(10**6)))), "not 2 to"),
+    "empty class names": (_set(HP, "classes", value=[""] * 10), "'' is not 1 to 200"),
+    "a class name of 201 characters": (
+        _set(HP, "classes", value=[*"abcdefghi", "x" * 201]),
+        "is not 1 to 200 printable",
+    ),
+    "terminal escapes in a class name": (
+        _set(HP, "classes", value=[*"abcdefghi", "\x1b[2Jcat"]),
+        "'\\x1b[2Jcat' is not 1 to 200",
+    ),
+    "a class name with a new line": (
+        _set(HP, "classes", value=[*"abcdefghi", "cat\r\ndog"]),
+        "'cat\\r\\ndog' is not",
+    ),
+    "a huge architecture beside a few weights": (
+        _set(HP, "model", value={"name": "torchvision", "arch": "vit_h_14"}),
+        "it has 630,777,610 parameters, the file holds 145,578",
+    ),
     "unknown model": (_set(HP, "model", value={"name": "resnet9000"}), "'resnet9000'"),
     "model a string": (_set(HP, "model", value="tudui_cnn"), "does not have"),
     "unknown model argument": (_set(HP, "model", "depth", value=3), "model.depth is not"),
@@ -99,7 +117,15 @@ CONTENT = {
     "mean without std": (_set(HP, "input_spec", "mean", value=[0.5] * 3), "together"),
     "zero std": (
         _set(HP, "input_spec", value={"size": 32, "mean": [0] * 3, "std": [0, 1, 1]}),
-        "std must be 3 finite numbers > 0",
+        "std must be 3 numbers in [0.001, 10]",
+    ),
+    "a std so small the input is infinite": (
+        _set(HP, "input_spec", value={"size": 32, "mean": [0] * 3, "std": [1e-308] * 3}),
+        "std must be 3 numbers in [0.001, 10]",
+    ),
+    "a mean so large the input is infinite": (
+        _set(HP, "input_spec", value={"size": 32, "mean": [1e308] * 3, "std": [1] * 3}),
+        "mean must be 3 numbers in [-10, 10]",
     ),
     "state_dict a list": (_set("state_dict", value=[1, 2]), "not a mapping of names to tensors"),
     "a weight that is a number": (_set("state_dict", "x", value=1.5), "not a mapping"),

@@ -21,8 +21,8 @@ CASES = [
     ("optim.lrr=0.1", "Could not override 'optim.lrr'"),
     ("+optim.lrr=0.1", "optim.lrr is not an argument of SGD"),
     ("data=image_folder", "data.root is required (python train.py data.root=...)"),
-    ("data.std=0", "data.std=0 must be a list of 3 numbers > 0"),
-    ("data.mean=[0.5,0.5]", "data.mean=[0.5, 0.5] must be a list of 3 numbers"),
+    ("data.std=0", "data.std=0 must be 3 numbers in [0.001, 10]"),
+    ("data.mean=[0.5,0.5]", "data.mean=[0.5, 0.5] must be 3 numbers in [-10, 10]"),
     ("data.mean=[0.5,0.5,0.5]", "data.mean and data.std must be set together"),
     ("scheduler=step scheduler.step_size=abc", "scheduler.step_size='abc' must be an integer >= 1"),
     ("scheduler=step scheduler.step_size=-3", "scheduler.step_size=-3 must be an integer >= 1"),
@@ -89,7 +89,7 @@ def test_the_entry_point_itself_reports_one_line(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: Invalid config: data.std=0 must be a list of 3 numbers > 0, or null."
+        "error: Invalid config: data.std=0 must be 3 numbers in [0.001, 10], or null."
     ]
     assert list(tmp_path.iterdir()) == []
 

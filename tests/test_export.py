@@ -1,5 +1,6 @@
 """Export to ONNX (and torch.export), and predict.py on the exported file without PyTorch."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from PIL import Image
 from tudui.errors import TuduiError
 from tudui.export import export, sha256
 from tudui.exported import ExportedModel
-from tudui.predict import predict
+from tudui.predict import columns, predict
 from tudui.train import train
 from tudui.trained import load_trained_model
 
@@ -136,6 +137,15 @@ def _rewrite(source, target, change):
     return target
 
 
+def _set(key, value):
+    """A change of an exported file's ONNX metadata ``key`` to ``value`` (JSON-encoded)."""
+
+    def change(model):
+        [p for p in model.metadata_props if p.key == key][0].value = json.dumps(value)
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -146,15 +156,20 @@ def _rewrite(source, target, change):
             ),
             "its tudui metadata cannot be read",
         ),
+        (_set("tudui.classes", "not a list"), "its classes are not a list of class names"),
+        (_set("tudui.input_spec", {"size": 64}), "its metadata says 64 px"),
+        (_set("tudui.classes", ["ants"] * 2), "its class names are not distinct"),
+        (_set("tudui.classes", ["ants", "bees", "wasps"]), "names 3 classes for a model with 2"),
+        (_set("tudui.classes", list(map(str, range(10**6)))), "not 2 to 100,000"),
+        (_set("tudui.classes", ["ants", "\x1b[31mbees"]), "'\\x1b[31mbees' is not 1 to 200"),
         (
-            lambda m: [p for p in m.metadata_props if p.key == "tudui.input_spec"][0].__setattr__(
-                "value", json.dumps({"size": 64})
-            ),
-            "its metadata says 64 px",
+            _set("tudui.input_spec", {"size": 32, "mean": [1e308] * 3, "std": [1e-308] * 3}),
+            "mean must be 3 numbers in [-10, 10]",
         ),
     ],
-    ids=["no-metadata", "unreadable", "wrong-size"],
-)
+    ids=["no-metadata", "unreadable", "not-a-list", "wrong-size", "repeated", "too-many",
+         "a-million", "escapes", "absurd-normalization"],
+)  # fmt: skip
 def test_a_file_with_wrong_metadata_is_refused(exported, tmp_path, photos, change, message):
     bad = _rewrite(exported, tmp_path / "bad.onnx", change)
     result = run_entry("predict.py", f"ckpt={bad}", f"img={photos}", cwd=tmp_path)
@@ -189,6 +204,7 @@ def test_predict_on_onnx_without_torch(exported, photos, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip().splitlines()) == len(IMAGE_KINDS) + 2
-    assert output.read_text().startswith("path,class,probability,top2,top2_probability,error")
+    with open(output, newline="") as f:
+        assert next(csv.reader(f)) == columns(2)
     probabilities = np.array([float(line.split()[2]) for line in result.stdout.splitlines()])
     assert ((probabilities >= 0.5) & (probabilities <= 1)).all()

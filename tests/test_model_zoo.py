@@ -1,6 +1,7 @@
 """Any torchvision or timm classifier: built for the data's classes, head replaced or
 appended, frozen, pretrained from the caches' real layouts, and used end to end."""
 
+import csv
 import urllib.error
 
 import pytest
@@ -204,9 +205,12 @@ def test_a_sweep_over_architectures(images, tmp_path):
         "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
-    summary = (sweep / "summary.csv").read_text()
-    assert "model.arch=resnet18" in summary and "model.arch=mobilenet_v3_small" in summary
-    assert summary.count(",ok") == 2
+    with open(sweep / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["overrides"] for row in rows] == [
+        "model.arch=resnet18", "model.arch=mobilenet_v3_small",
+    ]  # fmt: skip
+    assert [row["status"] for row in rows] == ["ok", "ok"]
 
 
 def test_the_transfer_learning_recipe(images, tmp_path, torch_home):

@@ -95,6 +95,8 @@ def test_a_checkpoint_from_elsewhere_starts_a_new_folder(tmp_path):
         "optim.lr=choice(1,2)",
         "evil.key=1",
         "data@model=digits",
+        "experiment=../../../evil",  # a config file by path
+        "model=/tmp/evil",
         "not an override",
         "[1, 2]",
     ],
@@ -115,9 +117,34 @@ def test_a_refused_line_given_again_now_is_not_replayed(tmp_path):
 
 
 def test_plain_overrides_of_tudui_keys_are_replayed(tmp_path):
-    saved = ["data=image_folder", "data.root=/photos", "data.mean=[0.5,0.5,0.5]", "seed=null"]
-    last = make_run(tmp_path / "run", [*saved, "model.head='replace'"])
-    assert resume_overrides([f"ckpt_path={last}"], CONF)[:5] == [*saved, "model.head='replace'"]
+    saved = ["data=image_folder", "data.mean=[0.5,0.5,0.5]", "seed=null", "model.head='replace'"]
+    saved += ["trainer.precision=bf16-mixed", "tags=[a,b]", "callbacks.early_stopping.patience=3"]
+    last = make_run(tmp_path / "run", saved)
+    assert resume_overrides([f"ckpt_path={last}"], CONF)[: len(saved)] == saved
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "data.root=/photos",  # where data is read from
+        "data.data_dir=data",
+        "paths.output_dir=/elsewhere",  # where results go
+        "trainer.default_root_dir=victim",
+        "callbacks.best_checkpoint.dirpath=victim",
+        "callbacks.best_checkpoint.filename=../../x",
+        "logger.mlflow.tracking_uri=http://127.0.0.1:1",  # whom the run tells
+        "logger.wandb.offline=false",
+        "ckpt_path=old.ckpt",
+    ],
+)
+def test_places_and_addresses_are_left_out_and_named(tmp_path, capsys, line):
+    last = make_run(tmp_path / "run", ["seed=3", line])
+    assert resume_overrides([f"ckpt_path={last}"], CONF) == [
+        "seed=3", f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    saved = tmp_path / "run" / ".hydra" / "overrides.yaml"
+    if not line.startswith("ckpt_path="):  # given now: replaced, not left out
+        assert capsys.readouterr().err.startswith(f"not taken from {saved}: {line} ")
 
 
 def test_poisoned_run_folder_leaves_nothing_behind(tmp_path):

@@ -182,7 +182,10 @@ def test_swept_floats_print_short():
 def test_a_resume_is_one_line_of_tudui(tmp_path, cifar):
     run = tmp_path / "run"
     train(tmp_path, cifar, run_dir=run)
-    resumed = run_entry("train.py", f"ckpt_path={run}", "trainer.max_epochs=2", cwd=tmp_path)
+    resumed = run_entry(
+        "train.py", f"ckpt_path={run}", f"data.data_dir={cifar}", "trainer.max_epochs=2",
+        cwd=tmp_path,
+    )  # fmt: skip
     out = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, out[-2000:]
     assert f"resuming from {run / 'checkpoints' / 'last.ckpt'}: epoch 1, step" in out

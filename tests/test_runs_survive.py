@@ -4,6 +4,7 @@ import errno
 import os
 import random
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -66,10 +67,12 @@ def test_resume_after_an_epoch_equals_an_uninterrupted_run(tmp_path):
     )
     first = run_script("train.py", *common, "trainer.max_epochs=1", f"hydra.run.dir={halves}")
     assert first.returncode == 0, first.stderr[-2000:]
-    # Only the checkpoint and the new epoch count: the run's folder and config come from it.
+    # The checkpoint, the data folder and the new epoch count: the run's folder and the
+    # rest of its config come from it (a resume takes no place from a run folder).
     second = run_script(
-        "train.py", f"ckpt_path={halves / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=2"
-    )
+        "train.py", f"ckpt_path={halves / 'checkpoints' / 'last.ckpt'}", f"data.data_dir={data}",
+        "trainer.max_epochs=2",
+    )  # fmt: skip
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming from" in (halves / "train.log").read_text()  # the same run folder
     a, b = (
@@ -100,12 +103,14 @@ def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr[-2000:]
     assert f"{signal.Signals(signum).name}: training stopped at epoch" in stderr
-    assert f"Resume with: python train.py ckpt_path={last}" in stderr
     assert "Traceback" not in stderr
+    # The command printed, as pasted: it gives the data folder again (a resume takes no
+    # place from the run folder) and may override the epochs as any command line does.
+    command = shlex.split(stderr.split("Resume with: ", 1)[1].splitlines()[0])
+    assert command[:3] == ["python", "train.py", f"ckpt_path={last}"]
+    assert f"data.data_dir={data}" in command
     saved = torch.load(last, weights_only=True)
-    resumed = run_entry(
-        "train.py", f"ckpt_path={run_dir}", f"trainer.max_epochs={saved['epoch'] + 2}"
-    )
+    resumed = run_entry(*command[1:], f"trainer.max_epochs={saved['epoch'] + 2}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     steps = train_loss_steps(run_dir)
     assert len(steps) == len(set(steps)), "steps logged twice after the resume"

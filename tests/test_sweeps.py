@@ -144,7 +144,12 @@ def test_a_folder_in_use_is_refused(tmp_path):
     assert f"{run_dir} belongs to another run that is still going" in second.stderr
     # The first run died without cleaning up: its folder can be taken over (resumed).
     done = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
-    again = run_entry("train.py", f"ckpt_path={run_dir}", f"trainer.max_epochs={done + 1}")
+    again = run_entry(
+        "train.py",
+        f"ckpt_path={run_dir}",
+        f"data.data_dir={data}",
+        f"trainer.max_epochs={done + 1}",
+    )
     assert again.returncode == 0, again.stderr[-2000:]
 
 

@@ -21,10 +21,10 @@ from tudui.input_spec import InputSpec
 from tudui.models import create_model, list_models, model_problems
 from tudui.runs.folder import RunFolder
 from tudui.runs.lightning_private import best_model_paths
+from tudui.text import class_names_problem
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
 CHECKSUM_KEY = "weights_sha256"  # written by AtomicCheckpointIO (runs/checkpoint_io.py)
-MAX_CLASSES = 100_000
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -127,14 +127,9 @@ def check_hparams(hparams: Any, path: Path) -> dict[str, Any]:
             f"{path} is a Lightning checkpoint but not one of tudui's: its hyper_parameters "
             f"lack {', '.join(missing)}. Use a checkpoint written by train.py."
         )
-    classes = hparams["classes"]
-    if (
-        not isinstance(classes, (list, tuple))
-        or not 2 <= len(classes) <= MAX_CLASSES
-        or not all(isinstance(c, str) and c for c in classes)
-        or len(set(classes)) != len(classes)
-    ):
-        raise TuduiError(f"{path}: its classes are not a list of 2 or more distinct names.")
+    problem = class_names_problem(hparams["classes"])
+    if problem:
+        raise TuduiError(f"{path}: {problem}. Use a checkpoint written by train.py.")
     _check_model_args(hparams["model"], path)
     try:
         InputSpec.from_dict(hparams["input_spec"])
@@ -164,7 +159,29 @@ def read_tudui_parts(content: Any, path: Path) -> tuple[dict[str, Any], dict[str
     if not isinstance(content, dict) or "state_dict" not in content:
         raise TuduiError(f"{path} is not a checkpoint written by train.py.")
     hparams = check_hparams(content.get("hyper_parameters"), path)
-    return hparams, check_weights(content["state_dict"], path, content.get(CHECKSUM_KEY))
+    state_dict = check_weights(content["state_dict"], path, content.get(CHECKSUM_KEY))
+    _check_size(hparams["model"], len(hparams["classes"]), state_dict, path)
+    return hparams, state_dict
+
+
+def _check_size(
+    model: dict[str, Any], num_classes: int, state_dict: dict[str, torch.Tensor], path: Path
+) -> None:
+    """The model a file describes must not have more parameters than the file has numbers.
+    It is sized on the meta device, where nothing is allocated: a file naming a huge
+    architecture beside a few tensors is refused before memory is taken for it."""
+    args = {k: v for k, v in model.items() if k != "name"}
+    with torch.device("meta"):
+        network = create_model(
+            model["name"], num_classes=num_classes, **without_pretrained_download(args)
+        )
+    needed = sum(p.numel() for p in network.parameters())
+    stored = sum(tensor.numel() for tensor in state_dict.values())
+    if needed > stored:
+        raise TuduiError(
+            f"The weights in {path} do not fit model {model['name']}: it has {needed:,} "
+            f"parameters, the file holds {stored:,} numbers. Use the checkpoint train.py wrote."
+        )
 
 
 def without_pretrained_download(model_args: dict[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tudui.atomic import temporary_path
 from tudui.data.transforms import to_model_input
 from tudui.errors import ConfigError, TuduiError
 from tudui.exported import INPUT, OUTPUT, ExportedModel
-from tudui.runs.folder import temporary_path
 from tudui.trained import TrainedModel
 
 TOLERANCE = 1e-4  # max |logits difference| between ONNX Runtime and PyTorch

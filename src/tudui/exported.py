@@ -17,6 +17,7 @@ from PIL import Image
 from tudui.data.images import read_rgb
 from tudui.errors import ConfigError, TuduiError
 from tudui.input_spec import InputSpec
+from tudui.text import class_names_problem
 
 INPUT, OUTPUT = "images", "logits"
 METADATA = (
@@ -107,15 +108,14 @@ def read_metadata(session: Any, path: Path) -> tuple[list[str], InputSpec, dict[
         description = json.loads(metadata["tudui.model"])
     except (ValueError, TypeError) as err:
         raise TuduiError(f"{path}: its tudui metadata cannot be read ({err}).") from None
-    if (
-        not isinstance(classes, list)
-        or len(classes) < 2
-        or not all(isinstance(c, str) for c in classes)
-    ):
-        raise TuduiError(f"{path}: its metadata's classes are not a list of class names.")
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [INPUT] or OUTPUT not in [o.name for o in outputs]:
         raise TuduiError(f"{path} does not take '{INPUT}' and give '{OUTPUT}' as tudui's do.")
+    logits = next(o for o in outputs if o.name == OUTPUT).shape
+    width = logits[-1] if logits and isinstance(logits[-1], int) else None
+    problem = class_names_problem(classes, outputs=width)
+    if problem or width is None:
+        raise TuduiError(f"{path}: {problem or 'its output has no fixed number of classes'}.")
     if list(inputs[0].shape[1:]) != [3, spec.size, spec.size]:
         raise TuduiError(
             f"{path} takes images of shape {inputs[0].shape[1:]}, but its metadata says "

@@ -1,10 +1,9 @@
 """What a model expects of its input images: the contract between models and data."""
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Annotated, Any
 
-from tudui.config.types import Check
+from tudui.config.types import ChannelMeans, ChannelStds, Check, mismatch
 
 # Input sides beyond this are refused wherever an InputSpec comes from (config, checkpoint):
 # ImageNet classifiers use 224-600 px, and a claimed 60,000 px would ask for tens of GB.
@@ -43,11 +42,13 @@ class InputSpec:
             raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}")
         if (self.mean is None) != (self.std is None):
             raise ValueError("mean and std must be given together")
-        for name, values in (("mean", self.mean), ("std", self.std)):
-            if values is not None and not _channel_values(values, positive=name == "std"):
-                raise ValueError(
-                    f"{name} must be 3 finite numbers{' > 0' if name == 'std' else ''}"
-                )
+        for name, values, kind in (
+            ("mean", self.mean, ChannelMeans),
+            ("std", self.std, ChannelStds),
+        ):
+            problem = values is not None and mismatch(list(values), kind)
+            if problem:
+                raise ValueError(f"{name} must be {problem}, not {values!r:.80}")
 
     def override(
         self,
@@ -93,11 +94,3 @@ class InputSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain containers only, so a checkpoint holding it loads with ``weights_only``."""
         return asdict(self)
-
-
-def _channel_values(values: Any, positive: bool) -> bool:
-    return (
-        len(values) == 3
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        and all(math.isfinite(v) and (v > 0 or not positive) for v in values)
-    )

@@ -2,7 +2,6 @@
 (:mod:`tudui.checkpoints`) or an exported model in ONNX Runtime (:mod:`tudui.exported`).
 No Lightning, no Hydra, no run folder; and no torch in this module, for the ONNX path."""
 
-import csv
 import glob
 import json
 from collections.abc import Iterator
@@ -12,9 +11,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tudui.atomic import replaced_atomically
 from tudui.data.folders import image_files
 from tudui.data.images import BadImage, is_image_file
 from tudui.errors import ConfigError, TuduiError
+from tudui.text import printable, write_csv
 
 
 @dataclass
@@ -38,11 +39,13 @@ class Prediction:
     error: str | None = None
 
     def line(self) -> str:
+        """For the terminal: file and class names with control characters escaped."""
+        path = printable(self.path)
         if self.error:
-            return f"{self.path}: error: {self.error}"
+            return f"{path}: error: {printable(self.error)}"
         best, probability = self.topk[0]
-        ranked = ", ".join(f"{name} {p:.3f}" for name, p in self.topk)
-        return f"{self.path}: {best} {probability:.3f}  (top {len(self.topk)}: {ranked})"
+        ranked = ", ".join(f"{printable(name)} {p:.3f}" for name, p in self.topk)
+        return f"{path}: {printable(best)} {probability:.3f}  (top {len(self.topk)}: {ranked})"
 
 
 def image_paths(pattern: str) -> list[Path]:
@@ -134,11 +137,9 @@ def write_predictions(predictions: list[Prediction], output: Path, k: int) -> No
 def _write(predictions: list[Prediction], output: Path, k: int) -> None:
     if output.suffix == ".json":
         records = [{**record(p, k), "topk": p.topk} for p in predictions]
-        output.write_text(json.dumps(records, indent=2) + "\n")
+        with replaced_atomically(output) as f:
+            f.write(json.dumps(records, indent=2) + "\n")
     elif output.suffix == ".csv":
-        with open(output, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns(k))
-            writer.writeheader()
-            writer.writerows(record(p, k) for p in predictions)
+        write_csv(output, columns(k), [list(record(p, k).values()) for p in predictions])
     else:
         raise ConfigError(f"output={output}: the file name must end in .csv or .json.")

@@ -2,7 +2,6 @@
 (``test_predictions.csv``) and the images the model got most confidently wrong
 (``top_losses.png``), in the run folder and in TensorBoard."""
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 
 from tudui.pictures import add_figure, add_image, captioned_grid, confusion_figure
 from tudui.runs.folder import RunFolder
+from tudui.text import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,15 @@ class TestReport(L.Callback):
         dataset = trainer.datamodule.test_set
         columns = zip(*self._batches, strict=True)
         labels, predicted, confidence, losses = (torch.cat(column) for column in columns)
-        with open(run.test_predictions, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["image", "true", "predicted", "probability", "loss"])
-            for i, row in enumerate(zip(labels, predicted, confidence, losses, strict=True)):
-                true, guess, p, loss = (x.item() for x in row)
-                writer.writerow(
-                    [dataset.name(i), classes[true], classes[guess], f"{p:.6f}", f"{loss:.6f}"]
-                )
+        rows = zip(*(t.tolist() for t in (labels, predicted, confidence, losses)), strict=True)
+        write_csv(
+            run.test_predictions,
+            ["image", "true", "predicted", "probability", "loss"],
+            (
+                [dataset.name(i), classes[true], classes[guess], round(p, 6), round(loss, 6)]
+                for i, (true, guess, p, loss) in enumerate(rows)
+            ),
+        )
         wrong = (predicted != labels).nonzero().flatten()
         worst = wrong[confidence[wrong].argsort(descending=True)][:TOP_LOSSES].tolist()
         if not worst:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import (
     ConfigCompositionException,
     HydraException,
@@ -22,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from tudui.config.check import validate
 from tudui.errors import ConfigError, cannot_write, exit_on_user_error
+from tudui.runs.folder import make_folder
 
 # A run writes its config, log and first checkpoint before it can report anything; on a
 
@@ -72,7 +75,7 @@ def check_writable(folder: Path) -> None:
             "space or choose another folder (hydra.run.dir=...)."
         )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
@@ -80,6 +83,52 @@ def check_writable(folder: Path) -> None:
             f"Cannot write the run folder {folder} ({err.strerror or err}). Choose another "
             "with hydra.run.dir=... (hydra.sweep.dir=... for -m), or fix its permissions."
         ) from None
+
+
+# Hydra's options that take the next argument as their value: it is not an override.
+_OPTIONS_WITH_VALUES = {"-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name",
+                        "-c", "--cfg", "-p", "--package", "--experimental-rerun"}  # fmt: skip
+
+
+def check_group_choices(args: list[str], config_dir: Path) -> None:
+    """Every config group chosen in ``args`` (``experiment=``, ``model=``, ``hydra/launcher=``
+    ...) names an option, never a path: Hydra loads whatever YAML file a path reaches, and a
+    config file can make it build any object. Options come from ``config_dir`` or a
+    ``--config-dir`` given on the command line, never from a run folder."""
+    groups, overrides = _groups_in(config_dir), []
+    for before, arg in zip(["", *args], args, strict=False):
+        if before in ("-cd", "--config-dir"):
+            groups |= _groups_in(Path(arg))
+        elif arg.startswith(("-cd=", "--config-dir=")):
+            groups |= _groups_in(Path(arg.split("=", 1)[1]))
+        elif not arg.startswith("-") and before not in _OPTIONS_WITH_VALUES:
+            overrides.append(arg)
+    parser = OverridesParser.create()
+    for line in overrides:
+        try:
+            override = parser.parse_override(line)
+        except HydraException:
+            continue  # Hydra says what is wrong with it
+        if chooses_a_file(override, groups):
+            group = override.key_or_group
+            options = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
+            listed = f" (conf/{group}/ has {', '.join(options)})" if options else ""
+            raise ConfigError(
+                f"{line}: a config group takes the name of an option{listed}, not a path. "
+                "For config files of your own, give their folder with --config-dir."
+            )
+
+
+def chooses_a_file(override: Override, groups: set[str]) -> bool:
+    """Whether ``override`` picks an option of a config group (``groups``, or any
+    ``hydra/...``) by a path rather than by its name."""
+    group, value = override.key_or_group, str(override.input_line).split("=", 1)[-1]
+    is_group = group in groups or "/" in group
+    return is_group and any(mark in value for mark in ("/", "\\", ".."))  # as written: lists too
+
+
+def _groups_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
 
 
 def run_hydra_main(main: Callable[[], Any]) -> None:

@@ -26,23 +26,21 @@ class Check:
     what: str | Callable[[Any], str]
 
 
-def _finite(value: Any) -> bool:
-    return math.isfinite(value)
-
-
 PositiveInt = Annotated[int, Check(lambda v: v >= 1, "an integer >= 1")]
 NonNegativeInt = Annotated[int, Check(lambda v: v >= 0, "an integer >= 0")]
 PositiveFloat = Annotated[float, Check(lambda v: 0 < v < math.inf, "a number > 0 and finite")]
 NonNegativeFloat = Annotated[float, Check(lambda v: 0 <= v < math.inf, "a number >= 0 and finite")]
 Fraction = Annotated[float, Check(lambda v: 0 <= v < 1, "a number in [0, 1)")]
 OpenFraction = Annotated[float, Check(lambda v: 0 < v < 1, "a number between 0 and 1")]
-# Per-channel normalization of RGB images.
+# Per-channel normalization of RGB images, of pixels in [0, 1]: outside these ranges no
+# image reaches the model as numbers it was trained on (a std of 1e-308 gives inf, then NaN).
 ChannelMeans = Annotated[
-    list[float], Check(lambda v: len(v) == 3 and all(map(_finite, v)), "a list of 3 numbers")
+    list[float],
+    Check(lambda v: len(v) == 3 and all(-10 <= x <= 10 for x in v), "3 numbers in [-10, 10]"),
 ]
 ChannelStds = Annotated[
     list[float],
-    Check(lambda v: len(v) == 3 and all(0 < x < math.inf for x in v), "a list of 3 numbers > 0"),
+    Check(lambda v: len(v) == 3 and all(1e-3 <= x <= 10 for x in v), "3 numbers in [0.001, 10]"),
 ]
 
 

@@ -1,6 +1,5 @@
 """The layout of a run folder, in one place."""
 
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from tudui.atomic import temporary_path
 from tudui.errors import ConfigError
 from tudui.runs.processes import helper_process
 
@@ -106,14 +106,16 @@ class RunFolder:
         return stale
 
     def discard_if_empty(self) -> bool:
-        """Remove the folder if it holds nothing but bookkeeping (a run that failed before
-        training left it), and the parents it was alone in up to the working directory
-        (``outputs/runs/``); a folder with results is never touched."""
-        if not self.root.is_dir() or self.holds_results():
+        """Remove the folder if this process made it (:func:`make_folder`) and it holds
+        nothing but bookkeeping (a run that failed before training left it), and the
+        parents it made for it (``outputs/runs/``) if they are empty. A folder that was
+        there before, or that holds results, is never touched."""
+        root = self.root.resolve()
+        if root not in _MADE_HERE or not root.is_dir() or self.holds_results():
             return False
-        shutil.rmtree(self.root, ignore_errors=True)
-        for parent in self.root.resolve().parents:
-            if parent == Path.cwd() or not parent.is_relative_to(Path.cwd()):
+        shutil.rmtree(root, ignore_errors=True)
+        for parent in root.parents:
+            if parent not in _MADE_HERE:
                 break
             try:
                 parent.rmdir()
@@ -122,9 +124,15 @@ class RunFolder:
         return True
 
 
-def temporary_path(path: Path) -> Path:
-    """Where this process writes a file before renaming it over ``path``."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+# The folders this process created: the only ones it may remove again.
+_MADE_HERE: set[Path] = set()
+
+
+def make_folder(folder: Path) -> None:
+    """``folder`` and its missing parents created, and remembered as made here."""
+    missing = [p.resolve() for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    _MADE_HERE.update(missing)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tudui.errors import TrainingInterrupted
 from tudui.runs.folder import RunFolder
 from tudui.runs.lightning_private import log_the_batch_in_flight
+from tudui.runs.resume import resume_command
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,6 @@ class SaveOnInterrupt(L.Callback):
         name = signal.Signals(self.received or signal.SIGTERM).name
         raise TrainingInterrupted(
             f"{name}: training stopped at epoch {trainer.current_epoch}, step "
-            f"{trainer.global_step}, and saved {path}. Resume with: python train.py "
-            f"ckpt_path={path}",
+            f"{trainer.global_step}, and saved {path}. Resume with: {resume_command(path)}",
             self.received or signal.SIGTERM,  # another DDP process got the signal
         )

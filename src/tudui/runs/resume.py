@@ -4,26 +4,43 @@
 Hydra sees it, with the run's own overrides (from its ``.hydra/overrides.yaml``) and
 ``hydra.run.dir=<that run>``; overrides given now win over the saved ones.
 
-A run folder is data, not code: its saved overrides are replayed only when each is a
-plain ``key=value`` of tudui's config with a plain value. Anything that could make Hydra
-build an object of the file's choosing (``_target_``), change Hydra itself (``hydra.``),
-add or remove keys (``+``/``~``) or resolve an interpolation is refused, naming the line.
+A run folder is data, not code. A saved line that could make Hydra build an object of the
+file's choosing (``_target_``), change Hydra itself (``hydra.``), load a config file by
+path, add or remove keys (``+``/``~``) or resolve an interpolation refuses the resume,
+naming the line. Of the rest, only an allowlist is replayed (:func:`replayed`): the
+options chosen for each config group and what the run trains with. Where a run reads and
+writes and whom it reports to come from the command line given now; such saved lines are
+left out, and named.
 """
 
+import shlex
+import sys
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
+from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 
 from tudui.config.check import plain
+from tudui.config.hydra import chooses_a_file
 from tudui.errors import ConfigError
 from tudui.runs.folder import RunFolder, with_latest_run
 from tudui.runs.lightning_private import completed_epochs
 
 MAX_OVERRIDES_BYTES = 64 * 1024  # a run's overrides are a few lines; anything larger is not one
+# The keys whose numbers, switches (true/false/null) and lists of them a resume replays.
+TRAINING_KEYS = ("seed", "loss.*", "model.*", "optim.*", "scheduler.*", "trainer.*", "data.*",
+                 "callbacks.*")  # fmt: skip
+# The keys whose text a resume replays: names and choices. Any other text may be a place
+# (a data root, an output folder, a tracking server's address) and is not replayed.
+NAME_KEYS = ("name", "tags", "model.arch", "model.head", "scheduler.interval",
+             "scheduler.anneal_strategy", "trainer.accelerator", "trainer.strategy",
+             "trainer.devices", "trainer.precision", "callbacks.*.monitor",
+             "callbacks.*.mode")  # fmt: skip
 
 
 def _key(override: str) -> str:
@@ -45,8 +62,8 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float))
 
 
-def _refusal(line: Any, known: set[str]) -> str | None:
-    """Why a saved override may not be replayed, or ``None``."""
+def _refusal(line: Any, known: set[str], groups: set[str]) -> str | None:
+    """Why a saved override refuses the resume, or ``None``."""
     if not isinstance(line, str):
         return "it is not an override"
     try:
@@ -60,6 +77,8 @@ def _refusal(line: Any, known: set[str]) -> str | None:
         return "it adds or deletes a key (+ or ~)"
     if parts[0] == "hydra" or "/" in override.key_or_group or override.package is not None:
         return "it changes Hydra's own configuration"
+    if chooses_a_file(override, groups):
+        return f"it loads a config file by path, not an option of conf/{parts[0]}/"
     if override.is_sweep_override() or not _plain(override.value()):
         return "its value is not a plain value (a string, number, boolean or a list of them)"
     if parts[0] not in known:
@@ -67,9 +86,22 @@ def _refusal(line: Any, known: set[str]) -> str | None:
     return None
 
 
-def replayable_overrides(saved: Path, known: set[str], given: set[str]) -> list[str]:
-    """The overrides saved in a run's ``overrides.yaml`` but for the keys ``given`` now,
-    each checked by :func:`_refusal`."""
+def replayed(override: Override, groups: set[str]) -> bool:
+    """Whether a resume takes this (unrefused) saved override from the run folder: a
+    group's option, a name of :data:`NAME_KEYS`, or numbers and switches of
+    :data:`TRAINING_KEYS`."""
+    key, value = override.key_or_group, override.value()
+    values = value if isinstance(value, list) else [value]
+    if key in groups or any(fnmatchcase(key, pattern) for pattern in NAME_KEYS):
+        return True
+    numbers = all(v is None or isinstance(v, (bool, int, float)) for v in values)
+    return numbers and any(fnmatchcase(key, pattern) for pattern in TRAINING_KEYS)
+
+
+def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list[str]:
+    """The overrides saved in a run's ``overrides.yaml`` that a resume replays, but for the
+    keys ``given`` now. A line :func:`_refusal` refuses stops the resume; lines that are not
+    :func:`replayed` are left out and named on stderr."""
     if saved.stat().st_size > MAX_OVERRIDES_BYTES:
         raise ConfigError(f"{saved} is larger than a run's saved overrides can be: not replayed.")
     try:
@@ -78,18 +110,26 @@ def replayable_overrides(saved: Path, known: set[str], given: set[str]) -> list[
         raise ConfigError(f"Cannot read the saved overrides {saved} ({err}).") from None
     if not isinstance(lines, list):
         raise ConfigError(f"{saved} does not hold a list of overrides: not replayed.")
-    kept = []
+    known, groups = config_keys(config_dir), {p.name for p in config_dir.iterdir() if p.is_dir()}
+    kept, left_out = [], []
     for number, line in enumerate(lines, start=1):
         if isinstance(line, str) and _key(line) in given:
             continue  # replaced by what is given now, whatever the saved line says
-        why = _refusal(line, known)
+        why = _refusal(line, known, groups)
         if why:
             raise ConfigError(
                 f"Refused to resume: {saved}, line {number} ({str(line)[:80]!r}): {why}. A run "
                 "folder may only hold plain key=value overrides; remove that line, or give "
                 "what you meant on the command line."
             )
-        kept.append(line)
+        override = OverridesParser.create().parse_override(line)
+        (kept if replayed(override, groups) else left_out).append(line)
+    if left_out:
+        print(
+            f"not taken from {saved}: {shlex.join(left_out)} (where a run reads, writes and "
+            "reports to comes from the command line: give these again to use them)",
+            file=sys.stderr,
+        )
     return kept
 
 
@@ -112,11 +152,26 @@ def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
     run = RunFolder.of_checkpoint(checkpoint)
     if run is None or not run.saved_overrides.is_file():
         return now  # a checkpoint from elsewhere: a new run folder, the config given now
-    given_now = set(given) | {"ckpt_path"}
-    kept = replayable_overrides(run.saved_overrides, config_keys(config_dir), given_now)
+    kept = replayable_overrides(run.saved_overrides, config_dir, set(given) | {"ckpt_path"})
     folder = [] if "hydra.run.dir" in given else [f"hydra.run.dir={run.root}"]
 
     return [*kept, *now, *folder]
+
+
+def resume_command(checkpoint: Path) -> str:
+    """The command that resumes this run from ``checkpoint``: with the overrides it was
+    started with that a resume does not take from the run folder, given again."""
+    again = []
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        groups, parser = set(hydra.runtime.choices), OverridesParser.create()
+        for line in hydra.overrides.task:
+            if _key(line) == "ckpt_path":
+                continue
+            override = parser.parse_override(line)
+            if override.type is not OverrideType.CHANGE or not replayed(override, groups):
+                again.append(line)
+    return shlex.join(["python", "train.py", f"ckpt_path={checkpoint}", *again])
 
 
 def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 it ends, one table of every job's overrides and results, ``summary.csv``."""
 
 import atexit
-import csv
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from omegaconf import DictConfig
 
 from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
 from tudui.runs.folder import RunFolder
+from tudui.text import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,7 @@ def _cell(value: Any) -> str:
 def write_summary(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path:
     """``summary.csv`` in ``sweep_dir``, and the same table in the log."""
     path = sweep_dir / SUMMARY
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(path, COLUMNS, [[row.get(column) for column in COLUMNS] for row in rows])
     log.info("sweep summary (%s):\n%s", path, format_table(rows))
     return path
 

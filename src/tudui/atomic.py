@@ -1,0 +1,38 @@
+"""Files replaced whole: a reader, a crash or a full disk sees the old file or the new one,
+never half of one."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+def temporary_path(path: Path) -> Path:
+    """Where this process writes a file before renaming it over ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk, so that a rename in it survives a power cut."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def replaced_atomically(path: Path, mode: str = "w", **open_args: Any) -> Iterator[IO]:
+    """``open(path, mode)`` for writing, through a temporary file beside it that is
+    flushed to disk and renamed over ``path`` only once everything was written."""
+    temporary = temporary_path(path)
+    try:
+        with open(temporary, mode, **open_args) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        fsync_folder(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,225 @@
+"""Run folders and checkpoints are data: each attack that once made them act, replayed.
+
+Each test plants what an attacker would (a config file, a line of a run's overrides, a
+field of a checkpoint, a file or class name), runs the command a user runs, and checks
+that nothing outside the run changed, no callable ran and no connection was made."""
+
+import csv
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tudui.runs.checkpoint_io import restored_callback_states
+from tudui.runs.folder import RunFolder
+
+from .helpers import REPO, make_class_folders, run_entry
+
+QUICK = ["trainer.enable_progress_bar=false"]
+
+
+def files_under(root: Path, leave_out: Path | None = None) -> dict[str, bytes]:
+    """Every file below ``root`` (but ``leave_out``) and its bytes: what must not change."""
+    return {
+        str(p): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and (leave_out is None or leave_out not in p.parents)
+    }
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A real run of one epoch on the digits, to poison copies of."""
+    tmp = tmp_path_factory.mktemp("attacked")
+    run = tmp / "run"
+    args = ["experiment=digits", "trainer.max_epochs=1", *QUICK, f"hydra.run.dir={run}"]
+    result = run_entry("train.py", *args, cwd=tmp)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A folder beside the run, holding a file, that no run of tudui may touch."""
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "precious.txt").write_text("keep me")
+    return tmp_path / "victim"
+
+
+def poisoned_copy(digits_run: Path, tmp_path: Path, *lines: str) -> RunFolder:
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(digits_run, run.root)
+    saved = yaml.safe_load(run.saved_overrides.read_text())
+    run.saved_overrides.write_text(yaml.safe_dump([*saved, *lines]))
+    return run
+
+
+def test_a_config_group_option_given_as_a_path_is_refused_before_anything_runs(tmp_path):
+    """``experiment=../../<anywhere>/evil`` once loaded any YAML file, whose
+    ``hydra.callbacks`` built an object of its choosing (here: opened a file to write)."""
+    pwned = tmp_path / "pwned"
+    evil = tmp_path / "evil" / "evil.yaml"
+    evil.parent.mkdir()
+    callback = {"_target_": "builtins.open", "file": str(pwned), "mode": "w"}
+    evil.write_text(
+        "# @package _global_\n" + yaml.safe_dump({"hydra": {"callbacks": {"x": callback}}})
+    )
+    path = os.path.relpath(evil.with_suffix(""), REPO / "conf" / "experiment")
+    for script in ("train.py", "eval.py"):
+        result = run_entry(script, f"experiment={path}", "ckpt=x", cwd=tmp_path)
+        assert result.returncode == 1
+        assert "a config group takes the name of an option" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not pwned.exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("line", ["experiment=../../evil", "hydra/launcher=/tmp/x", "model=a\\b"])
+def test_a_run_folder_choosing_a_config_file_by_path_is_refused(digits_run, tmp_path, line):
+    run = poisoned_copy(digits_run, tmp_path, line)
+    before = files_under(tmp_path)
+    result = run_entry("train.py", f"ckpt_path={run.root}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"Refused to resume: {run.saved_overrides}" in result.stderr
+    assert "by path" in result.stderr or "changes Hydra's own" in result.stderr
+    assert files_under(tmp_path) == before
+
+
+def test_location_keys_are_not_replayed_and_a_failed_resume_deletes_nothing(
+    digits_run, tmp_path, victim
+):
+    """``paths.output_dir=<elsewhere>`` in a run's overrides once sent the resume's
+    checkpoints there, and a resume that failed before training removed that folder."""
+    run = poisoned_copy(digits_run, tmp_path, f"paths.output_dir={victim}")
+    resumed = run_entry(
+        "train.py", f"ckpt_path={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"not taken from {run.saved_overrides}: paths.output_dir={victim}" in resumed.stderr
+    assert files_under(victim) == {str(victim / "precious.txt"): b"keep me"}
+    assert torch.load(run.last_checkpoint, weights_only=True)["epoch"] == 1  # its own folder
+
+    run = poisoned_copy(digits_run, tmp_path / "again", f"paths.output_dir={victim}")
+    failed = run_entry("train.py", f"ckpt_path={run.root}", "optim.lr=0.5", *QUICK, cwd=tmp_path)
+    assert failed.returncode == 1 and "optim.* cannot change" in failed.stderr
+    assert files_under(victim) == {str(victim / "precious.txt"): b"keep me"}
+    assert run.last_checkpoint.is_file()
+
+
+def test_a_failed_start_removes_only_a_folder_it_made(tmp_path):
+    there = tmp_path / "there"
+    (there / ".hydra").mkdir(parents=True)
+    assert not RunFolder(there).discard_if_empty() and there.is_dir()
+
+
+def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing(digits_run, tmp_path, victim):
+    """A ModelCheckpoint state whose best file is ``checkpoints/../../victim`` once made the
+    resumed run delete that tree when it saved a better checkpoint."""
+    run = poisoned_copy(digits_run, tmp_path)
+    content = torch.load(run.last_checkpoint, weights_only=True)
+    outside = str(run.checkpoints / ".." / ".." / "victim")
+    for key, state in content["callbacks"].items():
+        if key.startswith("ModelCheckpoint{'monitor': 'val/acc'"):
+            state |= {
+                "dirpath": str(run.checkpoints),
+                "best_model_path": outside,
+                "kth_best_model_path": outside,
+                "best_k_models": {outside: torch.tensor(-1.0)},
+                "best_model_score": torch.tensor(-1.0),
+                "kth_value": torch.tensor(-1.0),
+            }
+    torch.save(content, run.last_checkpoint)  # the weights, and so their checksum, unchanged
+    result = run_entry(
+        "train.py", f"ckpt_path={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert files_under(victim) == {str(victim / "precious.txt"): b"keep me"}
+    log = (run.root / "train.log").read_text()
+    assert f"not restored from {run.last_checkpoint}: the state of ModelCheckpoint" in log
+
+
+def test_only_known_callback_states_are_restored(tmp_path):
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    inside = str(tmp_path / "checkpoints" / "epoch001.ckpt")
+    states = {
+        "ModelCheckpoint{'monitor': 'val/acc'}": {"best_model_path": inside},
+        "ModelCheckpoint{'monitor': None}": {"last_model_path": "/etc"},
+        "ModelCheckpoint{'x': 1}": {"best_k_models": {5: 1}},
+        "EarlyStopping{}": {"wait_count": 1},
+        "Unknown": {"wait_count": 1},
+        "RestoreRNG": "not a mapping",
+    }
+    assert list(restored_callback_states(states, checkpoint)) == [
+        "ModelCheckpoint{'monitor': 'val/acc'}",
+        "EarlyStopping{}",
+    ]
+
+
+def test_a_tracking_server_in_a_run_folder_hears_nothing(digits_run, tmp_path):
+    """``logger.mlflow.tracking_uri=http://host:port`` replayed from a run folder once sent
+    the user's name, parameters and metrics there."""
+    pytest.importorskip("mlflow")
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)
+    uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+    run = poisoned_copy(digits_run, tmp_path, "logger=mlflow", f"logger.mlflow.tracking_uri={uri}")
+    try:
+        result = run_entry(
+            "train.py", f"ckpt_path={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
+        )
+        connections = 0
+        while True:
+            try:
+                server.accept()[0].close()
+                connections += 1
+            except TimeoutError:
+                break
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"logger.mlflow.tracking_uri={uri}" in result.stderr  # named as left out
+    assert connections == 0
+    assert (tmp_path / "outputs" / "mlflow.db").is_file()  # logged here instead
+
+
+FORMULAS = ["=HYPERLINK(1)", "+cmd", "-2+3", "@SUM(1)"]
+
+
+def test_names_that_look_like_formulas_are_text_in_every_csv(tmp_path):
+    """Class and file names such as ``=HYPERLINK(...)`` once went into the CSV files as
+    they were, where a spreadsheet runs them."""
+    data = make_class_folders(tmp_path / "data", dict.fromkeys(FORMULAS[:2], 8))
+    for i, image in enumerate(sorted(data.rglob("*.*"))):
+        image.rename(image.with_name(f"{FORMULAS[i % 4]}{i}{image.suffix}"))
+    run = tmp_path / "run"
+    args = ["data=image_folder", f"data.root={data}", "data.val_ratio=0.25", "model=tudui_cnn"]
+    trained = run_entry(
+        "train.py", *args, "trainer.max_epochs=1", *QUICK, f"hydra.run.dir={run}", cwd=tmp_path
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    predicted = run_entry("predict.py", f"ckpt={run}", f"img={data}", "output=p.csv", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    for table in (run / "test_predictions.csv", tmp_path / "p.csv"):
+        with open(table, newline="") as f:
+            cells = [cell for row in csv.reader(f) for cell in row]
+        text = [cell for cell in cells if cell.lstrip("'").startswith(("=", "+", "@"))]
+        assert text and all(cell.startswith("'") for cell in text), table
+        assert "\"'=" in table.read_text() or "\"'+" in table.read_text()
+
+
+def test_names_are_printed_with_control_characters_escaped(digits_run, tmp_path):
+    from .helpers import write_image
+
+    write_image(tmp_path / "images" / "a\x1b[2Jb\rc.png")
+    result = run_entry("predict.py", f"ckpt={digits_run}", f"img={tmp_path / 'images'}")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout
+    assert "a\\x1b[2Jb\\rc.png: " in result.stdout
+    # Given on the command line, such a name is one line too, escaped, not a traceback.
+    result = run_entry("predict.py", f"ckpt={digits_run}", "img=a\x1b[2Jb.png")
+    assert (
+        result.returncode == 1 and "\x1b" not in result.stderr and "Traceback" not in result.stderr
+    )
