@@ -12,10 +12,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from tudui.config.hydra import check_group_choices, run_hydra_main
+from tudui.cli.hydra import check_group_choices, run_hydra_main
 from tudui.errors import exit_on_user_error, import_quietly
-from tudui.runs.folder import with_latest_run
 from tudui.runs.job import run_job
+from tudui.runs.latest import with_latest_run
 
 CONFIG_DIR = Path(__file__).parent / "conf"
 

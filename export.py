@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tudui.errors import ConfigError, exit_on_user_error, import_quietly
-from tudui.runs.folder import RunFolder, with_latest_run
+from tudui.folder import RunFolder
+from tudui.runs.latest import with_latest_run
 
 CONFIG_DIR = Path(__file__).parent / "conf"
 

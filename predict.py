@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from tudui.errors import ConfigError, exit_on_user_error
 from tudui.predict import Classifier, PredictConfig, image_paths, predict, write_predictions
-from tudui.runs.folder import with_latest_run
+from tudui.runs.latest import with_latest_run
 from tudui.text import printable
 
 CONFIG_DIR = Path(__file__).parent / "conf"  # where train.py puts runs, for ckpt=latest

@@ -15,11 +15,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from tudui.config.hydra import check_group_choices, run_hydra_main
+from tudui.cli.hydra import check_group_choices, run_hydra_main
+from tudui.cli.resume import resume_overrides
 from tudui.errors import exit_on_user_error, import_quietly
 from tudui.runs.job import run_job
 from tudui.runs.processes import exit_with_parent
-from tudui.runs.resume import resume_overrides
 
 CONFIG_DIR = Path(__file__).parent / "conf"
 log = logging.getLogger("tudui")

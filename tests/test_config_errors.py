@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from tudui.config.hydra import check_writable
+from tudui.cli.hydra import check_writable
 from tudui.errors import ConfigError
 
 from .helpers import REPO, make_class_folders, run_entry

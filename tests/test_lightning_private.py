@@ -1,5 +1,5 @@
 """Each assumption tudui makes about Lightning's private API or checkpoint layout
-(src/tudui/runs/lightning_private.py), tested by name: a Lightning upgrade that changes one
+(src/tudui/lightning_private.py), tested by name: a Lightning upgrade that changes one
 breaks one of these, not a guarantee."""
 
 import lightning as L

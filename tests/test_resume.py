@@ -3,8 +3,8 @@ import os
 import pytest
 import yaml
 
+from tudui.cli.resume import resume_overrides
 from tudui.errors import ConfigError
-from tudui.runs.resume import resume_overrides
 
 from .helpers import REPO, run_entry
 

@@ -15,8 +15,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tudui.errors import ConfigError, TrainingInterrupted, TuduiError
+from tudui.folder import RunFolder
 from tudui.runs.checkpoint_io import AtomicCheckpointIO
-from tudui.runs.folder import RunFolder
 from tudui.runs.lock import acquire
 from tudui.train import train
 

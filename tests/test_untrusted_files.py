@@ -14,8 +14,8 @@ import pytest
 import torch
 import yaml
 
+from tudui.folder import RunFolder
 from tudui.runs.checkpoint_io import restored_callback_states
-from tudui.runs.folder import RunFolder
 
 from .helpers import REPO, make_class_folders, run_entry
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from tudui.errors import TuduiError
+from tudui.folder import RunFolder
 from tudui.input_spec import InputSpec
+from tudui.lightning_private import best_model_paths
 from tudui.models import create_model, list_models, model_problems
-from tudui.runs.folder import RunFolder
-from tudui.runs.lightning_private import best_model_paths
 from tudui.text import class_names_problem
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")

@@ -13,9 +13,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from tudui.config.types import Fraction
 from tudui.errors import TuduiError
+from tudui.lightning_private import reads_metrics_after
 from tudui.models import create_model
 from tudui.optim import build_optimizer, build_scheduler
-from tudui.runs.lightning_private import reads_metrics_after
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -14,11 +14,11 @@ from tudui.checkpoints import (
     without_pretrained_download,
 )
 from tudui.classifier import ImageClassifier
-from tudui.config.check import validate
 from tudui.data.base import setup_datamodule
 from tudui.errors import ConfigError
+from tudui.folder import RunFolder
 from tudui.input_spec import InputSpec
-from tudui.runs.folder import RunFolder
+from tudui.runs.check import validate
 from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.trainer import build_trainer
 

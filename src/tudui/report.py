@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from tudui.folder import RunFolder
 from tudui.pictures import add_figure, add_image, captioned_grid, confusion_figure
-from tudui.runs.folder import RunFolder
 from tudui.text import write_csv
 
 log = logging.getLogger(__name__)

@@ -12,13 +12,14 @@ from omegaconf import DictConfig
 
 from tudui.checkpoints import without_pretrained_download
 from tudui.classifier import ImageClassifier
-from tudui.config.check import plain, validate
+from tudui.config.build import plain
 from tudui.data.base import setup_datamodule
 from tudui.finetuning import UnfreezeBackbone
+from tudui.folder import RunFolder
 from tudui.models import input_spec
 from tudui.runs import console
+from tudui.runs.check import validate
 from tudui.runs.epochs import EpochMetrics
-from tudui.runs.folder import RunFolder
 from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.resume import check_fits, check_resumable, resume_line
 from tudui.runs.trainer import build_trainer

@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 
 from tudui.config.types import PositiveFloat, PositiveInt
 from tudui.errors import TuduiError
+from tudui.folder import RunFolder
 from tudui.pictures import add_figure
-from tudui.runs.folder import RunFolder
 
 log = logging.getLogger(__name__)
 MIN_STEPS = 20  # lr_find suggests from the steps after its first 10

@@ -1,14 +1,21 @@
-"""Building objects from config nodes, with one line for what cannot be built."""
+"""Config nodes as plain values, and the objects they describe, with one line for what
+cannot be built."""
 
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from tudui.errors import ConfigError
 
 # The extra that installs an optional library, for the message when it is missing.
 EXTRAS = {"mlflow": "trackers", "wandb": "trackers", "timm": "timm"}
+
+
+def plain(node: Any) -> Any:
+    """Config node -> dicts and lists, so nothing of OmegaConf reaches a checkpoint."""
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
 
 
 def build(node: Any, key: str, **kwargs: Any) -> Any:

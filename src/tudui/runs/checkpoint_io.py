@@ -13,7 +13,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from tudui.atomic import fsync_folder, temporary_path
 from tudui.checkpoints import CHECKSUM_KEY, load_file, weights_checksum
 from tudui.errors import TuduiError
-from tudui.runs.folder import RunFolder
+from tudui.folder import RunFolder
 from tudui.runs.resume import resume_command
 from tudui.text import printable
 

@@ -20,8 +20,8 @@ from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from rich.logging import RichHandler
 
 from tudui.errors import WRITE_REFUSED, cannot_write
-from tudui.runs.lightning_private import reads_metrics_after
-from tudui.runs.sweep import usable_cores
+from tudui.lightning_private import reads_metrics_after
+from tudui.machine import usable_cores
 
 log = logging.getLogger("tudui")
 

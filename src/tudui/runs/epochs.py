@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from tudui.runs.folder import RunFolder
+from tudui.folder import RunFolder
 
 COLUMNS = ["epoch", "train/loss", "train/acc", "val/loss", "val/acc", "lr"]
 MAX_ROWS = 100_000  # a resumed run reads its earlier rows back: no more than this

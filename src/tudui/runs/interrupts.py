@@ -12,8 +12,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from tudui.errors import TrainingInterrupted
-from tudui.runs.folder import RunFolder
-from tudui.runs.lightning_private import log_the_batch_in_flight
+from tudui.folder import RunFolder
+from tudui.lightning_private import log_the_batch_in_flight
 from tudui.runs.resume import resume_command
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,8 @@
 """One Hydra job of an entry script: a single run, or one job of a sweep."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -8,8 +10,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from tudui.errors import exit_on_user_error
-from tudui.runs.folder import discarded_if_empty_on_failure
+from tudui.folder import RunFolder
+from tudui.runs.processes import helper_process
 from tudui.runs.sweep import run_sweep_job
+
+
+def resolvable(config: DictConfig) -> None:
+    """Let ``${hydra:...}`` resolve in a callback's ``on_run_start``: the run folder's name
+    (``${name}``) uses the config groups chosen, which Hydra sets only as the job starts."""
+    if not HydraConfig.initialized():
+        HydraConfig.instance().set_config(config)
 
 
 def run_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
@@ -21,3 +31,15 @@ def run_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
             return run_sweep_job(task, cfg)
         with discarded_if_empty_on_failure(cfg.paths.output_dir):
             return task(cfg)
+
+
+@contextmanager
+def discarded_if_empty_on_failure(root: str | Path) -> Iterator[None]:
+    """A run that fails before it wrote anything (bad data, a bad checkpoint, Ctrl-C at
+    start-up) leaves no folder behind."""
+    try:
+        yield
+    except BaseException:
+        if not helper_process():  # DDP's other processes share rank 0's folder
+            RunFolder(Path(root)).discard_if_empty()
+        raise

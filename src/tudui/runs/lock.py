@@ -16,9 +16,9 @@ from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from tudui.config.hydra import resolvable
 from tudui.errors import ConfigError, exit_on_user_error
-from tudui.runs.folder import RunFolder
+from tudui.folder import RunFolder
+from tudui.runs.job import resolvable
 from tudui.runs.processes import helper_process
 
 log = logging.getLogger(__name__)

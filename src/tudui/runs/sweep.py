@@ -4,7 +4,6 @@ it ends, one table of every job's overrides and results, ``summary.csv``."""
 import atexit
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
-from tudui.runs.folder import RunFolder
+from tudui.folder import RunFolder
+from tudui.machine import usable_cores
 from tudui.text import write_csv
 
 log = logging.getLogger(__name__)
@@ -137,11 +137,3 @@ def _share_the_cores() -> None:
     side_by_side = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1: all
     # Never more than torch's own choice (physical cores, or what loky already set).
     torch.set_num_threads(max(1, min(cores // side_by_side, torch.get_num_threads())))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a container's or ``taskset``'s share), where the
-    system says (Linux), else all of them."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1

@@ -14,13 +14,13 @@ from tudui.config.arguments import argument_problems
 from tudui.config.build import build
 from tudui.config.types import Check, PositiveInt
 from tudui.errors import ConfigError
+from tudui.lightning_private import model_summary_without, relaunches_this_script
+from tudui.machine import usable_cores
 from tudui.runs.checkpoint_io import AtomicCheckpointIO
 from tudui.runs.console import ProgressBar, quiet_third_party
 from tudui.runs.epochs import EpochMetrics
 from tudui.runs.interrupts import SaveOnInterrupt
-from tudui.runs.lightning_private import model_summary_without, relaunches_this_script
 from tudui.runs.rng import RestoreRNG
-from tudui.runs.sweep import usable_cores
 
 
 def _batch_limit(allow_zero: bool) -> Any:

@@ -32,11 +32,6 @@ class TopLevel:
     tags: list[str] | None = None  # labels kept with the run
 
 
-def plain(node: Any) -> Any:
-    """Config node -> dicts and lists, so nothing of OmegaConf reaches a checkpoint."""
-    return OmegaConf.to_container(node, resolve=True) if node is not None else None
-
-
 def group_values(node: Any) -> dict[str, Any]:
     """A config group's values as plain Python values, interpolations resolved where they
     can be. Keys starting with ``_`` (``_target_``) are Hydra's, not arguments."""

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import (
@@ -22,9 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from tudui.config.check import validate
 from tudui.errors import ConfigError, cannot_write, exit_on_user_error
-from tudui.runs.folder import make_folder
+from tudui.folder import make_folder
+from tudui.runs.check import validate
+from tudui.runs.job import resolvable
 
 # A run writes its config, log and first checkpoint before it can report anything; on a
 
@@ -54,13 +54,6 @@ class ValidateConfig(Callback):
             except Exception as err:  # Hydra would only warn, then the run would fail later
                 raise ConfigError(f"The config cannot be read: {err}") from None
             check_writable(Path(folder))
-
-
-def resolvable(config: DictConfig) -> None:
-    """Let ``${hydra:...}`` resolve in a callback's ``on_run_start``: the run folder's name
-    (``${name}``) uses the config groups chosen, which Hydra sets only as the job starts."""
-    if not HydraConfig.initialized():
-        HydraConfig.instance().set_config(config)
 
 
 def check_writable(folder: Path) -> None:

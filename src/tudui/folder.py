@@ -1,17 +1,10 @@
 """The layout of a run folder, in one place."""
 
 import shutil
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from tudui.atomic import temporary_path
-from tudui.errors import ConfigError
-from tudui.runs.processes import helper_process
 
 
 @dataclass(frozen=True)
@@ -133,43 +126,3 @@ def make_folder(folder: Path) -> None:
     missing = [p.resolve() for p in (folder, *folder.parents) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     _MADE_HERE.update(missing)
-
-
-@contextmanager
-def discarded_if_empty_on_failure(root: str | Path) -> Iterator[None]:
-    """A run that fails before it wrote anything (bad data, a bad checkpoint, Ctrl-C at
-    start-up) leaves no folder behind."""
-    try:
-        yield
-    except BaseException:
-        if not helper_process():  # DDP's other processes share rank 0's folder
-            RunFolder(Path(root)).discard_if_empty()
-        raise
-
-
-def runs_root(config_dir: Path) -> Path:
-    """Where train.py puts single runs: ``hydra.run.dir`` of ``conf/hydra/default.yaml``
-    up to its first interpolation (``outputs/runs``)."""
-    settings = yaml.safe_load((config_dir / "hydra" / "default.yaml").read_text())
-    prefix = settings["run"]["dir"].split("${")[0]
-    return Path(prefix) if prefix.endswith("/") else Path(prefix).parent
-
-
-def latest_run(root: Path) -> RunFolder:
-    """The run under ``root`` whose ``last.ckpt`` was written last; never a sweep's job
-    (those are under ``outputs/multirun``)."""
-    runs = [RunFolder(p) for p in root.glob("*") if RunFolder(p).last_checkpoint.is_file()]
-    if not runs:
-        raise ConfigError(f"latest: there is no run with a checkpoint under {root}/.")
-    return max(runs, key=lambda run: run.last_checkpoint.stat().st_mtime)
-
-
-def with_latest_run(args: list[str], key: str, config_dir: Path) -> list[str]:
-    """Command-line arguments with ``<key>=latest`` replaced by the newest run's folder,
-    which is said on the terminal."""
-    if f"{key}=latest" not in args:
-        return args
-    run = latest_run(runs_root(config_dir)).root.resolve()
-    print(f"{key}=latest: {run}", file=sys.stderr)  # stdout may be predictions, read by tools
-
-    return [f"{key}={run}" if arg == f"{key}=latest" else arg for arg in args]
