@@ -3,7 +3,7 @@
 python train.py model=tudui_cnn data=cifar10          # the tutorial's recipe
 python train.py optim=adam optim.lr=1e-3 trainer=cpu  # any key can be overridden
 python train.py -m optim.lr=1e-2,1e-3                 # a sweep, one run each
-python train.py ckpt_path=outputs/runs/<run>          # resume that run (or ckpt_path=latest)
+python train.py ckpt=outputs/runs/<run>               # resume that run (or ckpt=latest)
 python train.py --help                                # config groups and options
 tensorboard --logdir outputs
 """
@@ -37,9 +37,9 @@ def main(cfg: DictConfig) -> float | None:
 def _evaluate_instead(cfg: DictConfig) -> float:
     from tudui.evaluate import evaluate
 
-    log.warning("train=false is deprecated: use python eval.py ckpt=%s instead", cfg.ckpt_path)
     with open_dict(cfg):
-        cfg.ckpt = cfg.ckpt_path
+        cfg.ckpt = cfg.ckpt or cfg.ckpt_path
+    log.warning("train=false is deprecated: use python eval.py ckpt=%s instead", cfg.ckpt)
     return evaluate(cfg)
 
 

@@ -81,7 +81,7 @@ class Check:
         run([*common, "trainer.max_epochs=2", f"hydra.run.dir={whole}"], 180, **env)
         run([*common, "trainer.max_epochs=1", f"hydra.run.dir={halves}"], 180, **env)
         last = halves / "checkpoints" / "last.ckpt"
-        resume = ["train.py", f"ckpt_path={last}", f"data.data_dir={self.data}"]
+        resume = ["train.py", f"ckpt={last}", f"data.data_dir={self.data}"]
         run([*resume, "trainer.max_epochs=2"], 180, **env)
         a, b = (
             torch.load(path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

@@ -45,7 +45,7 @@ CASES = [
     ),
     ("tune=lr_find tune.num_training=0", "tune.num_training=0 must be an integer >= 1"),
     ("tune=lr_find debug=fdr", "tune=lr_find needs more than the one batch of debug=fdr"),
-    ("tune=lr_find ckpt_path=x", "tune=lr_find tests a new model, not a resumed one"),
+    ("tune=lr_find ckpt=x", "tune=lr_find tests a new model, not a resumed one"),
     ("experiment=digits callbacks=ema", "callbacks.early_stopping sets patience but is not a"),
     ("tune=lr_find tune.min_lr=1 tune.max_lr=0.1", "tune.min_lr=1 must be below tune.max_lr"),
     ("tune=lr_find tune.num_training=12", "tune.num_training=12 is too few"),
@@ -147,7 +147,7 @@ def test_a_single_class_dataset_is_refused(tmp_path):
 
 
 def test_a_missing_checkpoint_to_resume_leaves_no_run_folder(tmp_path):
-    message = folder_failure(tmp_path, f"ckpt_path={tmp_path / 'gone.ckpt'}")
+    message = folder_failure(tmp_path, f"ckpt={tmp_path / 'gone.ckpt'}")
     assert "no checkpoint there to resume from" in message
 
 

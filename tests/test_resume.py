@@ -25,31 +25,31 @@ def make_run(root, overrides, mtime=None):
 def test_plain_runs_are_left_alone():
     args = ["optim.lr=0.1", "data=digits"]
     assert resume_overrides(args, CONF) == args
-    assert resume_overrides(["train=false", "ckpt_path=x.ckpt"], CONF) == [
+    assert resume_overrides(["train=false", "ckpt=x.ckpt"], CONF) == [
         "train=false",
-        "ckpt_path=x.ckpt",
+        "ckpt=x.ckpt",
     ]
-    assert resume_overrides(["-m", "ckpt_path=x.ckpt"], CONF) == ["-m", "ckpt_path=x.ckpt"]
+    assert resume_overrides(["-m", "ckpt=x.ckpt"], CONF) == ["-m", "ckpt=x.ckpt"]
 
 
 def test_resume_keeps_the_runs_config_and_folder(tmp_path):
     run = tmp_path / "run"
-    last = make_run(run, ["data=digits", "optim=adam", "trainer.max_epochs=1", "ckpt_path=old"])
-    args = resume_overrides([f"ckpt_path={last}", "trainer.max_epochs=5"], CONF)
+    last = make_run(run, ["data=digits", "optim=adam", "trainer.max_epochs=1", "ckpt=old"])
+    args = resume_overrides([f"ckpt={last}", "trainer.max_epochs=5"], CONF)
     assert args == [
         "data=digits",
         "optim=adam",
         "trainer.max_epochs=5",  # given now: wins over the saved 1
-        f"ckpt_path={last}",
+        f"ckpt={last}",
         f"hydra.run.dir={run}",
     ]
 
 
 def test_a_run_folder_means_its_last_checkpoint(tmp_path):
     last = make_run(tmp_path / "run", ["seed=3"])
-    assert resume_overrides([f"ckpt_path={tmp_path / 'run'}"], CONF)[:2] == [
+    assert resume_overrides([f"ckpt={tmp_path / 'run'}"], CONF)[:2] == [
         "seed=3",
-        f"ckpt_path={last}",
+        f"ckpt={last}",
     ]
 
 
@@ -58,23 +58,23 @@ def test_latest_is_the_newest_run_never_a_sweep_job(tmp_path, monkeypatch, capsy
     make_run(tmp_path / "outputs" / "runs" / "a", ["seed=1"], mtime=1_000)
     newest = make_run(tmp_path / "outputs" / "runs" / "b", ["seed=2"], mtime=2_000)
     make_run(tmp_path / "outputs" / "multirun" / "s" / "0", ["seed=3"], mtime=3_000)
-    args = resume_overrides(["ckpt_path=latest"], CONF)
-    assert args[0] == "seed=2" and f"ckpt_path={newest.resolve()}" in args
-    assert f"ckpt_path=latest: {newest.parent.parent.resolve()}" in capsys.readouterr().err
+    args = resume_overrides(["ckpt=latest"], CONF)
+    assert args[0] == "seed=2" and f"ckpt={newest.resolve()}" in args
+    assert f"ckpt=latest: {newest.parent.parent.resolve()}" in capsys.readouterr().err
 
 
 def test_latest_without_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="latest: there is no run with a checkpoint under"):
-        resume_overrides(["ckpt_path=latest"], CONF)
+        resume_overrides(["ckpt=latest"], CONF)
 
 
 def test_a_checkpoint_from_elsewhere_starts_a_new_folder(tmp_path):
     loose = tmp_path / "model.ckpt"
     loose.write_bytes(b"")
-    assert resume_overrides([f"ckpt_path={loose}", "seed=1"], CONF) == [
+    assert resume_overrides([f"ckpt={loose}", "seed=1"], CONF) == [
         "seed=1",
-        f"ckpt_path={loose}",
+        f"ckpt={loose}",
     ]
 
 
@@ -107,12 +107,12 @@ def test_saved_overrides_that_could_run_code_are_refused(tmp_path, line):
     if line == "[1, 2]":  # not even a string
         saved.write_text("- seed=3\n- [1, 2]\n")
     with pytest.raises(ConfigError, match=rf"Refused to resume: {saved}, line 2 "):
-        resume_overrides([f"ckpt_path={last}"], CONF)
+        resume_overrides([f"ckpt={last}"], CONF)
 
 
 def test_a_refused_line_given_again_now_is_not_replayed(tmp_path):
     last = make_run(tmp_path / "run", ["+trainer.detect_anomaly=true", "optim=adam"])
-    args = resume_overrides([f"ckpt_path={last}", "+trainer.detect_anomaly=true"], CONF)
+    args = resume_overrides([f"ckpt={last}", "+trainer.detect_anomaly=true"], CONF)
     assert args[0] == "optim=adam" and args[1] == "+trainer.detect_anomaly=true"
 
 
@@ -120,7 +120,7 @@ def test_plain_overrides_of_tudui_keys_are_replayed(tmp_path):
     saved = ["data=image_folder", "data.mean=[0.5,0.5,0.5]", "seed=null", "model.head='replace'"]
     saved += ["trainer.precision=bf16-mixed", "tags=[a,b]", "callbacks.early_stopping.patience=3"]
     last = make_run(tmp_path / "run", saved)
-    assert resume_overrides([f"ckpt_path={last}"], CONF)[: len(saved)] == saved
+    assert resume_overrides([f"ckpt={last}"], CONF)[: len(saved)] == saved
 
 
 @pytest.mark.parametrize(
@@ -134,16 +134,16 @@ def test_plain_overrides_of_tudui_keys_are_replayed(tmp_path):
         "callbacks.best_checkpoint.filename=../../x",
         "logger.mlflow.tracking_uri=http://127.0.0.1:1",  # whom the run tells
         "logger.wandb.offline=false",
-        "ckpt_path=old.ckpt",
+        "ckpt=old.ckpt",
     ],
 )
 def test_places_and_addresses_are_left_out_and_named(tmp_path, capsys, line):
     last = make_run(tmp_path / "run", ["seed=3", line])
-    assert resume_overrides([f"ckpt_path={last}"], CONF) == [
-        "seed=3", f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'run'}",
+    assert resume_overrides([f"ckpt={last}"], CONF) == [
+        "seed=3", f"ckpt={last}", f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
     saved = tmp_path / "run" / ".hydra" / "overrides.yaml"
-    if not line.startswith("ckpt_path="):  # given now: replaced, not left out
+    if not line.startswith("ckpt="):  # given now: replaced, not left out
         assert capsys.readouterr().err.startswith(f"not taken from {saved}: {line} ")
 
 
@@ -155,9 +155,17 @@ def test_poisoned_run_folder_leaves_nothing_behind(tmp_path):
         tmp_path / "run",
         ["seed=1", "+callbacks.x._target_=os.makedirs", f"+callbacks.x.name={pwned}"],
     )
-    result = run_entry("train.py", f"ckpt_path={last}", cwd=tmp_path)
+    result = run_entry("train.py", f"ckpt={last}", cwd=tmp_path)
     assert result.returncode == 1
     assert "Refused to resume" in result.stderr and "line 2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not pwned.exists()
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".hydra", "checkpoints"]
+
+
+def test_ckpt_path_is_the_old_name_of_ckpt(tmp_path, capsys):
+    last = make_run(tmp_path / "run", ["seed=3", "ckpt_path=old.ckpt"])
+    assert resume_overrides([f"ckpt_path={last}"], CONF) == [
+        "seed=3", f"ckpt={last}", f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    assert capsys.readouterr().err.startswith("ckpt_path= is now ckpt=")

@@ -183,7 +183,7 @@ def test_a_resume_is_one_line_of_tudui(tmp_path, cifar):
     run = tmp_path / "run"
     train(tmp_path, cifar, run_dir=run)
     resumed = run_entry(
-        "train.py", f"ckpt_path={run}", f"data.data_dir={cifar}", "trainer.max_epochs=2",
+        "train.py", f"ckpt={run}", f"data.data_dir={cifar}", "trainer.max_epochs=2",
         cwd=tmp_path,
     )  # fmt: skip
     out = resumed.stdout + resumed.stderr

@@ -70,7 +70,7 @@ def test_resume_after_an_epoch_equals_an_uninterrupted_run(tmp_path):
     # The checkpoint, the data folder and the new epoch count: the run's folder and the
     # rest of its config come from it (a resume takes no place from a run folder).
     second = run_script(
-        "train.py", f"ckpt_path={halves / 'checkpoints' / 'last.ckpt'}", f"data.data_dir={data}",
+        "train.py", f"ckpt={halves / 'checkpoints' / 'last.ckpt'}", f"data.data_dir={data}",
         "trainer.max_epochs=2",
     )  # fmt: skip
     assert second.returncode == 0, second.stderr[-2000:]
@@ -107,7 +107,7 @@ def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     # The command printed, as pasted: it gives the data folder again (a resume takes no
     # place from the run folder) and may override the epochs as any command line does.
     command = shlex.split(stderr.split("Resume with: ", 1)[1].splitlines()[0])
-    assert command[:3] == ["python", "train.py", f"ckpt_path={last}"]
+    assert command[:3] == ["python", "train.py", f"ckpt={last}"]
     assert f"data.data_dir={data}" in command
     saved = torch.load(last, weights_only=True)
     resumed = run_entry(*command[1:], f"trainer.max_epochs={saved['epoch'] + 2}")
@@ -247,7 +247,7 @@ def test_resume_parity_for_every_schedule(tmp_path, schedule):
     halves = tmp_path / "halves"
     run_in_process(tmp_path, "halves", "trainer.max_epochs=1", *schedule)
     _, resumed = run_in_process(
-        tmp_path, "halves", f"ckpt_path={halves / 'checkpoints' / 'last.ckpt'}", *schedule
+        tmp_path, "halves", f"ckpt={halves / 'checkpoints' / 'last.ckpt'}", *schedule
     )
     assert whole.keys() == resumed.keys()
     for key in whole:
@@ -261,7 +261,7 @@ def test_a_longer_cosine_resume_is_refused_with_the_reason(tmp_path):
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError, match="scheduler.T_max the saved value"):
         run_in_process(
-            tmp_path, "run", "scheduler=cosine", "trainer.max_epochs=3", f"ckpt_path={last}"
+            tmp_path, "run", "scheduler=cosine", "trainer.max_epochs=3", f"ckpt={last}"
         )
 
 

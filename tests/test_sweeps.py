@@ -146,7 +146,7 @@ def test_a_folder_in_use_is_refused(tmp_path):
     done = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
     again = run_entry(
         "train.py",
-        f"ckpt_path={run_dir}",
+        f"ckpt={run_dir}",
         f"data.data_dir={data}",
         f"trainer.max_epochs={done + 1}",
     )

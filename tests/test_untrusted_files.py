@@ -81,7 +81,7 @@ def test_a_config_group_option_given_as_a_path_is_refused_before_anything_runs(t
 def test_a_run_folder_choosing_a_config_file_by_path_is_refused(digits_run, tmp_path, line):
     run = poisoned_copy(digits_run, tmp_path, line)
     before = files_under(tmp_path)
-    result = run_entry("train.py", f"ckpt_path={run.root}", cwd=tmp_path)
+    result = run_entry("train.py", f"ckpt={run.root}", cwd=tmp_path)
     assert result.returncode == 1
     assert f"Refused to resume: {run.saved_overrides}" in result.stderr
     assert "by path" in result.stderr or "changes Hydra's own" in result.stderr
@@ -95,7 +95,7 @@ def test_location_keys_are_not_replayed_and_a_failed_resume_deletes_nothing(
     checkpoints there, and a resume that failed before training removed that folder."""
     run = poisoned_copy(digits_run, tmp_path, f"paths.output_dir={victim}")
     resumed = run_entry(
-        "train.py", f"ckpt_path={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
+        "train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"not taken from {run.saved_overrides}: paths.output_dir={victim}" in resumed.stderr
@@ -103,7 +103,7 @@ def test_location_keys_are_not_replayed_and_a_failed_resume_deletes_nothing(
     assert torch.load(run.last_checkpoint, weights_only=True)["epoch"] == 1  # its own folder
 
     run = poisoned_copy(digits_run, tmp_path / "again", f"paths.output_dir={victim}")
-    failed = run_entry("train.py", f"ckpt_path={run.root}", "optim.lr=0.5", *QUICK, cwd=tmp_path)
+    failed = run_entry("train.py", f"ckpt={run.root}", "optim.lr=0.5", *QUICK, cwd=tmp_path)
     assert failed.returncode == 1 and "optim.* cannot change" in failed.stderr
     assert files_under(victim) == {str(victim / "precious.txt"): b"keep me"}
     assert run.last_checkpoint.is_file()
@@ -133,7 +133,7 @@ def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing(digits_run
             }
     torch.save(content, run.last_checkpoint)  # the weights, and so their checksum, unchanged
     result = run_entry(
-        "train.py", f"ckpt_path={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
+        "train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert files_under(victim) == {str(victim / "precious.txt"): b"keep me"}
@@ -168,7 +168,7 @@ def test_a_tracking_server_in_a_run_folder_hears_nothing(digits_run, tmp_path):
     run = poisoned_copy(digits_run, tmp_path, "logger=mlflow", f"logger.mlflow.tracking_uri={uri}")
     try:
         result = run_entry(
-            "train.py", f"ckpt_path={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
+            "train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
         )
         connections = 0
         while True:

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from tudui.errors import TuduiError
+from tudui.errors import ConfigError, TuduiError
 from tudui.folder import RunFolder
 from tudui.input_spec import InputSpec
 from tudui.lightning_private import best_model_paths
-from tudui.models import create_model, list_models, model_problems
+from tudui.models import create_model, model_problems, unknown_model
 from tudui.text import class_names_problem
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
@@ -98,13 +98,27 @@ def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def non_finite(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point weights holding a NaN or an infinity."""
+    return [k for k, v in state_dict.items() if v.is_floating_point() and not v.isfinite().all()]
+
+
+def check_same_classes(trained_on: list[str], data: list[str], path: Path, then: str) -> None:
+    """A checkpoint's weights mean its own classes, in its order: the data must have those."""
+    if list(trained_on) != list(data):
+        raise ConfigError(
+            f"{path} was trained on classes {list(trained_on)}, but the data has {list(data)}: "
+            f"{then}"
+        )
+
+
 def check_weights(state_dict: Any, path: Path, checksum: Any = None) -> dict[str, torch.Tensor]:
     """``state_dict`` if it is a mapping of names to finite tensors matching ``checksum``."""
     if not isinstance(state_dict, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
         raise TuduiError(f"{path}: its state_dict is not a mapping of names to tensors.")
-    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not v.isfinite().all()]
+    bad = non_finite(state_dict)
     if bad:
         raise TuduiError(
             f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}): the run that wrote "
@@ -139,12 +153,9 @@ def check_hparams(hparams: Any, path: Path) -> dict[str, Any]:
 
 
 def _check_model_args(model: Any, path: Path) -> None:
-    if not isinstance(model, dict) or model.get("name") not in list_models():
-        name = model.get("name") if isinstance(model, dict) else model
-        raise TuduiError(
-            f"{path} describes a model {name!r:.80} that tudui does not have (it has "
-            f"{', '.join(list_models())})."
-        )
+    problem = unknown_model(model.get("name") if isinstance(model, dict) else model)
+    if problem:
+        raise TuduiError(f"{path} describes a model: {problem}.")
     problems = model_problems(model["name"], {k: v for k, v in model.items() if k != "name"})
     if problems:
         raise TuduiError(f"{path} describes a model tudui cannot build: {'; '.join(problems)}.")

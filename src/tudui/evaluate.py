@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from tudui.checkpoints import (
     build_into,
+    check_same_classes,
     find_checkpoint,
     read_tudui_checkpoint,
     without_pretrained_download,
@@ -41,11 +42,8 @@ def evaluate(cfg: DictConfig) -> float:
     interrupts.phase = "during the evaluation"
     with interrupts.handling_signals():
         datamodule = setup_datamodule(cfg.data, InputSpec.from_dict(hparams["input_spec"]), "test")
-        if list(datamodule.classes) != list(hparams["classes"]):
-            raise ConfigError(
-                f"{path} was trained on classes {hparams['classes']}, but the data has "
-                f"{datamodule.classes}. Evaluate it on data with the same classes."
-            )
+        then = "evaluate it on data with the same classes."
+        check_same_classes(hparams["classes"], datamodule.classes, path, then)
         classifier = load_classifier(path, hparams, state_dict)
         trainer = build_trainer(cfg, interrupts)
         trainer.test(classifier, datamodule=datamodule)

@@ -21,7 +21,7 @@ from tudui.runs import console
 from tudui.runs.check import validate
 from tudui.runs.epochs import EpochMetrics
 from tudui.runs.interrupts import SaveOnInterrupt
-from tudui.runs.resume import check_fits, check_resumable, resume_line
+from tudui.runs.resume import check_fits, check_resumable, resume_from, resume_line
 from tudui.runs.trainer import build_trainer
 from tudui.tune import LRFind, command_with_lr
 
@@ -44,7 +44,8 @@ def train(cfg: DictConfig) -> float | None:
     run = RunFolder(Path(cfg.paths.output_dir))
     interrupts = SaveOnInterrupt(run)
     with interrupts.handling_signals():
-        resumed = check_resumable(Path(cfg.ckpt_path), cfg) if cfg.ckpt_path else None
+        resume = resume_from(cfg)
+        resumed = check_resumable(resume, cfg) if resume else None
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         model_cfg = plain(cfg.model)
         # How the model runs and learns, not what it is: kept out of its builder's arguments.
@@ -67,10 +68,9 @@ def train(cfg: DictConfig) -> float | None:
         if cfg.get("tune"):
             return _find_lr(cfg, trainer, classifier, datamodule)
         if resumed:
-            check_fits(classifier, resumed, Path(cfg.ckpt_path))
-
-            log.info(resume_line(Path(cfg.ckpt_path), resumed))
-        trainer.fit(classifier, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+            check_fits(classifier, resumed, resume)
+            log.info(resume_line(resume, resumed))
+        trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
         test = {"ckpt_path": best or None, "weights_only": True, "verbose": False}

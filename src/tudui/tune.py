@@ -52,8 +52,8 @@ class LRFind:
                 "tune=lr_find runs one range test and trains nothing: run it without -m, "
                 "then sweep around the learning rate it suggests"
             )
-        if cfg.get("ckpt_path"):
-            problems.append("tune=lr_find tests a new model, not a resumed one: drop ckpt_path")
+        if cfg.get("ckpt") or cfg.get("ckpt_path"):
+            problems.append("tune=lr_find tests a new model, not a resumed one: drop ckpt")
         if cfg.trainer.get("fast_dev_run"):
             problems.append("tune=lr_find needs more than the one batch of debug=fdr: drop it")
         return problems

@@ -1,4 +1,4 @@
-"""``python train.py ckpt_path=<checkpoint | run folder | latest>``, completed before Hydra
+"""``python train.py ckpt=<checkpoint | run folder | latest>``, completed before Hydra
 sees it with the run's own overrides (from its ``.hydra/overrides.yaml``) and
 ``hydra.run.dir=<that run>``; overrides given now win over the saved ones.
 
@@ -110,17 +110,24 @@ def config_keys(config_dir: Path) -> set[str]:
 
 def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
     """``train.py``'s command-line arguments, completed for a resume (else unchanged)."""
-    args = with_latest_run(args, "ckpt_path", config_dir)
+    if any(arg.startswith("ckpt_path=") for arg in args):
+        print(
+            "ckpt_path= is now ckpt=: the old name is accepted for one more release",
+            file=sys.stderr,
+        )
+        args = [f"ckpt={a.split('=', 1)[1]}" if a.startswith("ckpt_path=") else a for a in args]
+    args = with_latest_run(args, "ckpt", config_dir)
     given = {key_of(a): a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
     multirun = "-m" in args or "--multirun" in args
-    if "ckpt_path" not in given or given.get("train", "true").lower() == "false" or multirun:
+    if "ckpt" not in given or given.get("train", "true").lower() == "false" or multirun:
         return args
-    checkpoint = find_resume_checkpoint(given["ckpt_path"])
-    now = [a for a in args if key_of(a) != "ckpt_path"] + [f"ckpt_path={checkpoint}"]
+    checkpoint = find_resume_checkpoint(given["ckpt"])
+    now = [a for a in args if key_of(a) != "ckpt"] + [f"ckpt={checkpoint}"]
     run = RunFolder.of_checkpoint(checkpoint)
     if run is None or not run.saved_overrides.is_file():
         return now  # a checkpoint from elsewhere: a new run folder, the config given now
-    kept = replayable_overrides(run.saved_overrides, config_dir, set(given) | {"ckpt_path"})
+    # The checkpoint is always the one given now, whatever name a saved line gave it.
+    kept = replayable_overrides(run.saved_overrides, config_dir, {*given, "ckpt", "ckpt_path"})
     folder = [] if "hydra.run.dir" in given else [f"hydra.run.dir={run.root}"]
 
     return [*kept, *now, *folder]

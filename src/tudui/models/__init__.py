@@ -1,9 +1,14 @@
 """Plain ``nn.Module`` classifiers, looked up by name.
 
-Every model is registered under a short name and declares the input it expects
-(:class:`InputSpec`); data pipelines and ``predict.py`` are built from that declaration,
-so sizes and normalization constants live in exactly one place.
+Every model is registered where it is defined (``@register_model``, as timm does) under a
+short name and declares the input it expects (:class:`InputSpec`); data pipelines and
+``predict.py`` are built from that declaration, so sizes and normalization constants live
+in exactly one place. Every module of this package is imported here, so a new file with a
+registered model needs no other edit to be found by name.
 """
+
+import importlib
+import pkgutil
 
 from tudui.models.registry import (
     create_model,
@@ -12,10 +17,12 @@ from tudui.models.registry import (
     model_builder,
     model_problems,
     register_model,
+    unknown_model,
 )
-from tudui.models.timm import timm_classifier
-from tudui.models.torchvision import torchvision_classifier, vgg16
 from tudui.models.tudui_cnn import TuduiCNN
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "TuduiCNN",
@@ -25,7 +32,5 @@ __all__ = [
     "model_builder",
     "model_problems",
     "register_model",
-    "timm_classifier",
-    "torchvision_classifier",
-    "vgg16",
+    "unknown_model",
 ]

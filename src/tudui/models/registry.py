@@ -32,12 +32,17 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def unknown_model(name: Any) -> str | None:
+    """``None`` for the name of a registered model, else what is wrong, naming the models."""
+    if isinstance(name, str) and name in _MODELS:
+        return None
+    return f"tudui does not have a model {name!r:.80} (it has {', '.join(list_models())})"
+
+
 def _lookup(name: str) -> tuple[ModelBuilder, Callable[..., InputSpec]]:
-    if name not in _MODELS:
-        raise ConfigError(
-            f"Unknown model {name!r}. Available models: {', '.join(list_models())}. "
-            "Pick one with model=<name>."
-        )
+    problem = unknown_model(name)
+    if problem:
+        raise ConfigError(f"Unknown model: {problem}. Pick one with model=<name>.")
     return _MODELS[name]
 
 

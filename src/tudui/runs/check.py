@@ -26,8 +26,8 @@ class TopLevel:
 
     seed: NonNegativeInt | None = None  # null: a random seed
     train: bool = True
-    ckpt_path: str | None = None  # train.py: what to resume from
-    ckpt: str | None = None  # eval.py: what to evaluate
+    ckpt: str | None = None  # train.py: what to resume from; eval.py: what to evaluate
+    ckpt_path: str | None = None  # train.py: the old name of ckpt
     name: str | None = None  # the run's name
     tags: list[str] | None = None  # labels kept with the run
 
@@ -89,12 +89,12 @@ def _model_problems(cfg: DictConfig) -> list[str]:
 
     from tudui.classifier import ImageClassifier  # Lightning: only once a run is starting
     from tudui.finetuning import UnfreezeBackbone
-    from tudui.models import list_models, model_builder
+    from tudui.models import model_builder, unknown_model
 
     values = group_values(cfg.model)
     name = values.pop("name", None)
-    if name not in list_models():
-        return [f"model.name={name!r} must be one of {list_models()}"]
+    if unknown_model(name):
+        return [f"model.name: {unknown_model(name)}"]
     provided = {"num_classes", "model", "classes", "input_spec", "optim", "scheduler"}
     consumers = [model_builder(name), ImageClassifier, UnfreezeBackbone]
     problems = argument_problems(consumers, values, "model", provided)

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tudui.atomic import fsync_folder, temporary_path
-from tudui.checkpoints import CHECKSUM_KEY, load_file, weights_checksum
+from tudui.checkpoints import CHECKSUM_KEY, load_file, non_finite, weights_checksum
 from tudui.errors import TuduiError
 from tudui.folder import RunFolder
 from tudui.runs.resume import resume_command
@@ -41,7 +41,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         path = Path(path)
         weights = checkpoint.get("state_dict", {})
-        bad = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
+        bad = non_finite(weights)
         if bad:
             raise TuduiError(
                 f"Not saving {path}: the weights {', '.join(bad[:5])} are NaN or infinite, so "

@@ -7,6 +7,7 @@ with. Where a run reads and writes and whom it reports to come from the command 
 given now (:mod:`tudui.cli.resume` completes that command line).
 """
 
+import logging
 import shlex
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -19,6 +20,8 @@ from hydra.core.override_parser.types import Override, OverrideType
 from tudui.config.build import plain
 from tudui.errors import ConfigError
 from tudui.lightning_private import completed_epochs
+
+log = logging.getLogger(__name__)
 
 # The keys whose numbers, switches (true/false/null) and lists of them a resume replays.
 TRAINING_KEYS = ("seed", "loss.*", "model.*", "optim.*", "scheduler.*", "trainer.*", "data.*",
@@ -56,12 +59,20 @@ def resume_command(checkpoint: Path) -> str:
         hydra = HydraConfig.get()
         groups, parser = set(hydra.runtime.choices), OverridesParser.create()
         for line in hydra.overrides.task:
-            if key_of(line) == "ckpt_path":
+            if key_of(line) in ("ckpt", "ckpt_path"):
                 continue
             override = parser.parse_override(line)
             if override.type is not OverrideType.CHANGE or not replayed(override, groups):
                 again.append(line)
-    return shlex.join(["python", "train.py", f"ckpt_path={checkpoint}", *again])
+    return shlex.join(["python", "train.py", f"ckpt={checkpoint}", *again])
+
+
+def resume_from(cfg: Any) -> Path | None:
+    """The checkpoint a run resumes from: ``ckpt``, or ``ckpt_path``, its old name."""
+    if cfg.get("ckpt_path"):
+        log.warning("ckpt_path= is now ckpt=: the old name is accepted for one more release")
+    path = cfg.get("ckpt") or cfg.get("ckpt_path")
+    return Path(path) if path else None
 
 
 def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
@@ -70,7 +81,7 @@ def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
     from tudui.checkpoints import load_file, read_tudui_parts  # torch: only once a run starts
 
     if not path.is_file():
-        raise ConfigError(f"ckpt_path={path}: no checkpoint there to resume from.")
+        raise ConfigError(f"ckpt={path}: no checkpoint there to resume from.")
     content = load_file(path)
     hparams, _ = read_tudui_parts(content, path)
     for key, kind in (("optimizer_states", list), ("lr_schedulers", list), ("loops", dict)):
@@ -113,12 +124,12 @@ _LONGER = {
 
 def check_fits(classifier: Any, checkpoint: dict[str, Any], path: Path) -> None:
     """The checkpoint's weights must be this model's, class for class."""
-    saved = checkpoint["hyper_parameters"]["classes"]
-    if list(saved) != list(classifier.hparams.classes):
-        raise ConfigError(
-            f"{path} was trained on classes {saved}, but the data has "
-            f"{classifier.hparams.classes}: resume it on the data it was trained on."
-        )
+    from tudui.checkpoints import check_same_classes
+
+    then = "resume it on the data it was trained on."
+    check_same_classes(
+        checkpoint["hyper_parameters"]["classes"], classifier.hparams.classes, path, then
+    )
     expected = {k: tuple(v.shape) for k, v in classifier.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
     if expected != found:
