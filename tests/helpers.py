@@ -88,6 +88,7 @@ def compose_config(*overrides: str):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    import tudui.cli  # noqa: F401 - the groups' defaults from the code
     import tudui.config  # noqa: F401 - the resolvers conf/ uses
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

@@ -157,6 +157,12 @@ def _set(key, value):
             "its tudui metadata cannot be read",
         ),
         (_set("tudui.classes", "not a list"), "its classes are not a list of class names"),
+        (
+            lambda m: [p for p in m.metadata_props if p.key == "tudui.model"][0].__setattr__(
+                "value", "[" * 100_000 + "]" * 100_000
+            ),
+            "its tudui metadata cannot be read",
+        ),
         (_set("tudui.input_spec", {"size": 64}), "its metadata says 64 px"),
         (_set("tudui.classes", ["ants"] * 2), "its class names are not distinct"),
         (_set("tudui.classes", ["ants", "bees", "wasps"]), "names 3 classes for a model with 2"),
@@ -167,8 +173,8 @@ def _set(key, value):
             "mean must be 3 numbers in [-10, 10]",
         ),
     ],
-    ids=["no-metadata", "unreadable", "not-a-list", "wrong-size", "repeated", "too-many",
-         "a-million", "escapes", "absurd-normalization"],
+    ids=["no-metadata", "unreadable", "not-a-list", "nested-too-deep", "wrong-size",
+         "repeated", "too-many", "a-million", "escapes", "absurd-normalization"],
 )  # fmt: skip
 def test_a_file_with_wrong_metadata_is_refused(exported, tmp_path, photos, change, message):
     bad = _rewrite(exported, tmp_path / "bad.onnx", change)

@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 
-from tudui.runs import lightning_private
+from tudui import lightning_private
 from tudui.train import train
 
 from .helpers import compose_config, write_fake_cifar10

@@ -260,9 +260,7 @@ def test_a_longer_cosine_resume_is_refused_with_the_reason(tmp_path):
     run_in_process(tmp_path, "run", "scheduler=cosine", "trainer.max_epochs=1")
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError, match="scheduler.T_max the saved value"):
-        run_in_process(
-            tmp_path, "run", "scheduler=cosine", "trainer.max_epochs=3", f"ckpt={last}"
-        )
+        run_in_process(tmp_path, "run", "scheduler=cosine", "trainer.max_epochs=3", f"ckpt={last}")
 
 
 def test_sigterm_during_the_final_test_exits_143(tmp_path):

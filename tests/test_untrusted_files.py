@@ -14,8 +14,8 @@ import pytest
 import torch
 import yaml
 
+from tudui.checkpoints import restored_callback_states
 from tudui.folder import RunFolder
-from tudui.runs.checkpoint_io import restored_callback_states
 
 from .helpers import REPO, make_class_folders, run_entry
 
@@ -58,6 +58,44 @@ def poisoned_copy(digits_run: Path, tmp_path: Path, *lines: str) -> RunFolder:
     return run
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "hparams_search=optuna", "hydra.sweeper.params.experiment=../../evil"],
+        ["-m", "hparams_search=optuna", "hydra.sweeper.params={experiment:../../evil}"],
+    ],
+)
+def test_a_sweeper_cannot_choose_a_config_file_by_path(tmp_path, args):
+    result = run_entry("train.py", *args, cwd=tmp_path)
+    assert result.returncode == 1 and "a config group takes the name of an option" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_class_folders_with_control_characters_are_refused_before_training(tmp_path):
+    data = make_class_folders(tmp_path / "data", {"cats": 4, "dogs\x1b[2J": 4})
+    result = run_entry(
+        "train.py", "data=image_folder", f"data.root={data}", "trainer.max_epochs=1", *QUICK,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1 and "\x1b" not in result.stderr
+    assert "'dogs\\x1b[2J' is not 1 to 200 printable characters" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_checkpoint_of_an_architecture_the_meta_device_cannot_build_still_loads(tmp_path):
+    """regnet's __init__ copies data, which the meta device cannot: it is sized by building."""
+    from tudui.checkpoints import read_tudui_parts
+    from tudui.models import create_model
+
+    model = {"name": "torchvision", "arch": "regnet_x_400mf"}
+    weights = create_model(num_classes=2, **model).state_dict()
+    content = {
+        "state_dict": {f"model.{k}": v for k, v in weights.items()},
+        "hyper_parameters": {"model": model, "classes": ["a", "b"], "input_spec": {"size": 32}},
+    }
+    assert read_tudui_parts(content, tmp_path / "x.ckpt")[0]["model"] == model
+
+
 def test_a_config_group_option_given_as_a_path_is_refused_before_anything_runs(tmp_path):
     """``experiment=../../<anywhere>/evil`` once loaded any YAML file, whose
     ``hydra.callbacks`` built an object of its choosing (here: opened a file to write)."""
@@ -77,7 +115,7 @@ def test_a_config_group_option_given_as_a_path_is_refused_before_anything_runs(t
     assert not pwned.exists() and not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("line", ["experiment=../../evil", "hydra/launcher=/tmp/x", "model=a\\b"])
+@pytest.mark.parametrize("line", ["experiment=../../evil", "data=/tmp/x", "model=a\\b"])
 def test_a_run_folder_choosing_a_config_file_by_path_is_refused(digits_run, tmp_path, line):
     run = poisoned_copy(digits_run, tmp_path, line)
     before = files_under(tmp_path)
@@ -132,9 +170,7 @@ def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing(digits_run
                 "kth_value": torch.tensor(-1.0),
             }
     torch.save(content, run.last_checkpoint)  # the weights, and so their checksum, unchanged
-    result = run_entry(
-        "train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
-    )
+    result = run_entry("train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert files_under(victim) == {str(victim / "precious.txt"): b"keep me"}
     log = (run.root / "train.log").read_text()
@@ -166,10 +202,12 @@ def test_a_tracking_server_in_a_run_folder_hears_nothing(digits_run, tmp_path):
     server.settimeout(0.05)
     uri = f"http://127.0.0.1:{server.getsockname()[1]}"
     run = poisoned_copy(digits_run, tmp_path, "logger=mlflow", f"logger.mlflow.tracking_uri={uri}")
+    quick_failure = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     try:
         result = run_entry(
-            "train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path
-        )
+            "train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path,
+            env=quick_failure,
+        )  # fmt: skip
         connections = 0
         while True:
             try:
@@ -182,7 +220,7 @@ def test_a_tracking_server_in_a_run_folder_hears_nothing(digits_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"logger.mlflow.tracking_uri={uri}" in result.stderr  # named as left out
     assert connections == 0
-    assert (tmp_path / "outputs" / "mlflow.db").is_file()  # logged here instead
+    assert "logger=mlflow" in result.stderr  # whom a run reports to: the command line's say
 
 
 FORMULAS = ["=HYPERLINK(1)", "+cmd", "-2+3", "@SUM(1)"]
@@ -205,7 +243,7 @@ def test_names_that_look_like_formulas_are_text_in_every_csv(tmp_path):
     for table in (run / "test_predictions.csv", tmp_path / "p.csv"):
         with open(table, newline="") as f:
             cells = [cell for row in csv.reader(f) for cell in row]
-        text = [cell for cell in cells if cell.lstrip("'").startswith(("=", "+", "@"))]
+        text = [cell for cell in cells if cell.lstrip("'").startswith(("=", "+", "-", "@"))]
         assert text and all(cell.startswith("'") for cell in text), table
         assert "\"'=" in table.read_text() or "\"'+" in table.read_text()
 
@@ -223,3 +261,42 @@ def test_names_are_printed_with_control_characters_escaped(digits_run, tmp_path)
     assert (
         result.returncode == 1 and "\x1b" not in result.stderr and "Traceback" not in result.stderr
     )
+
+
+@pytest.mark.parametrize("link", ["metrics.json", "train.log", "checkpoints/.last.ckpt.1.tmp"])
+def test_a_link_planted_in_a_run_folder_refuses_the_resume(digits_run, tmp_path, victim, link):
+    """A link where the run writes (a report, its log, a checkpoint's temporary file) once
+    sent the write to the file it names."""
+    run = poisoned_copy(digits_run, tmp_path)
+    (run.root / link).unlink(missing_ok=True)
+    (run.root / link).symlink_to(victim / "precious.txt")
+    result = run_entry("train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path)
+    assert result.returncode == 1 and "is a symbolic link" in result.stderr
+    assert files_under(victim) == {str(victim / "precious.txt"): b"keep me"}
+
+
+def test_a_tensor_claiming_more_numbers_than_the_file_stores_is_refused(digits_run, tmp_path):
+    """A stride-0 view of 10^10 numbers takes a few bytes on disk, and 40 GB once checked."""
+    from tudui.errors import TuduiError
+    from tudui.trained import load_trained_model
+
+    content = torch.load(RunFolder(digits_run).last_checkpoint, weights_only=True)
+    content["state_dict"]["model.huge"] = torch.zeros(1).expand(10**10)
+    torch.save(content, tmp_path / "huge.ckpt")
+    with pytest.raises(TuduiError, match="claims more numbers than the file stores"):
+        load_trained_model(tmp_path / "huge.ckpt")
+
+
+def test_loggers_are_chosen_on_the_command_line_not_by_the_run_folder(digits_run, tmp_path):
+    run = poisoned_copy(digits_run, tmp_path, "logger=mlflow")
+    from tudui.cli.resume import resume_overrides
+
+    assert "logger=mlflow" not in resume_overrides([f"ckpt={run.root}"], REPO / "conf")
+
+
+def test_a_damaged_metrics_csv_does_not_stop_a_resumed_run(digits_run, tmp_path):
+    run = poisoned_copy(digits_run, tmp_path)
+    run.epoch_metrics.write_text("epoch,val/acc\nzz,zz\n1,nan\n")
+    result = run_entry("train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert run.metrics.is_file()

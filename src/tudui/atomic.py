@@ -27,8 +27,10 @@ def replaced_atomically(path: Path, mode: str = "w", **open_args: Any) -> Iterat
     """``open(path, mode)`` for writing, through a temporary file beside it that is
     flushed to disk and renamed over ``path`` only once everything was written."""
     temporary = temporary_path(path)
+    temporary.unlink(missing_ok=True)  # one a killed process left, or a planted link
     try:
-        with open(temporary, mode, **open_args) as f:
+        # "x": created here, never opened through whatever else might stand at that name.
+        with open(temporary, mode.replace("w", "x"), **open_args) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -8,6 +8,7 @@ checkpoint is one clear error, never a traceback or a NaN prediction.
 """
 
 import hashlib
+import logging
 import pickle
 import warnings
 from pathlib import Path
@@ -21,7 +22,15 @@ from tudui.folder import RunFolder
 from tudui.input_spec import InputSpec
 from tudui.lightning_private import best_model_paths
 from tudui.models import create_model, model_problems, unknown_model
-from tudui.text import class_names_problem
+from tudui.text import class_names_problem, printable
+
+# The callbacks whose saved state a resume gives back (Lightning matches them by this name
+# and their arguments); the state of any other is dropped as the checkpoint is read.
+RESTORED_CALLBACKS = (
+    "ModelCheckpoint", "EarlyStopping", "EMAWeightAveraging", "UnfreezeBackbone",
+    "SaveOnInterrupt", "RestoreRNG",
+)  # fmt: skip
+log = logging.getLogger(__name__)
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
 CHECKSUM_KEY = "weights_sha256"  # written by AtomicCheckpointIO (runs/checkpoint_io.py)
@@ -112,12 +121,23 @@ def check_same_classes(trained_on: list[str], data: list[str], path: Path, then:
         )
 
 
+def _stored(tensor: torch.Tensor) -> int:
+    """The bytes a loaded tensor's storage holds, from its offset on."""
+    return tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+
+
 def check_weights(state_dict: Any, path: Path, checksum: Any = None) -> dict[str, torch.Tensor]:
     """``state_dict`` if it is a mapping of names to finite tensors matching ``checksum``."""
     if not isinstance(state_dict, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
         raise TuduiError(f"{path}: its state_dict is not a mapping of names to tensors.")
+    larger = [k for k, v in state_dict.items() if v.numel() * v.element_size() > _stored(v)]
+    if larger:
+        raise TuduiError(
+            f"{path}: its weight {larger[0]!r:.80} claims more numbers than the file stores "
+            "(an expanded view): not a checkpoint of train.py's."
+        )
     bad = non_finite(state_dict)
     if bad:
         raise TuduiError(
@@ -180,14 +200,19 @@ def _check_size(
 ) -> None:
     """The model a file describes must not have more parameters than the file has numbers.
     It is sized on the meta device, where nothing is allocated: a file naming a huge
-    architecture beside a few tensors is refused before memory is taken for it."""
-    args = {k: v for k, v in model.items() if k != "name"}
-    with torch.device("meta"):
-        network = create_model(
-            model["name"], num_classes=num_classes, **without_pretrained_download(args)
-        )
+    architecture beside a few tensors is refused before memory is taken for it. (The few
+    architectures whose construction copies data cannot be sized there: those are built.)"""
+    args = {"num_classes": num_classes, **without_pretrained_download(model)}
+    name = args.pop("name")
+    try:
+        with torch.device("meta"):
+            network = create_model(name, **args)
+    except (NotImplementedError, RuntimeError):  # an __init__ that copies data (regnet_*)
+        network = create_model(name, **args)  # sized by building it, as loading would
     needed = sum(p.numel() for p in network.parameters())
-    stored = sum(tensor.numel() for tensor in state_dict.values())
+    # Numbers the file stores: its storages, each once (views may share one).
+    storages = {t.untyped_storage().data_ptr(): t for t in state_dict.values()}
+    stored = sum(t.untyped_storage().nbytes() // t.element_size() for t in storages.values())
     if needed > stored:
         raise TuduiError(
             f"The weights in {path} do not fit model {model['name']}: it has {needed:,} "
@@ -220,3 +245,38 @@ def build_into(network: nn.Module, state_dict: dict[str, torch.Tensor], path: Pa
             "Check model= and classes=."
         ) from None
     return network
+
+
+def restored_callback_states(states: Any, path: Path) -> dict[str, Any]:
+    """The callback states of checkpoint ``path`` that a resume may give back: those of
+    :data:`RESTORED_CALLBACKS`, and a ``ModelCheckpoint``'s only if every file it names
+    lies in ``path``'s own folder, since Lightning deletes the files a better checkpoint
+    replaces. A state left out makes its callback start afresh, which deletes nothing."""
+    if not isinstance(states, dict):
+        return {}
+    folder = path.resolve().parent
+    kept = {}
+    for key, state in states.items():
+        name = str(key).split("{", 1)[0]
+        if name not in RESTORED_CALLBACKS or not isinstance(state, dict):
+            continue
+        outside = [file for file in _named_files(state) if Path(file).resolve().parent != folder]
+        if outside:
+            log.warning(
+                "not restored from %s: the state of %s, which names %s, outside %s",
+                path, name, printable(outside[0][:200]), folder,
+            )  # fmt: skip
+            continue
+        kept[key] = state
+    return kept
+
+
+def _named_files(state: dict[str, Any]) -> list[str]:
+    """The files a ModelCheckpoint's state names (and may delete); anything else that is
+    not a string is a path that cannot be checked, so it counts as outside."""
+    names = [
+        state.get(key) for key in ("best_model_path", "kth_best_model_path", "last_model_path")
+    ]
+    best = state.get("best_k_models", {})
+    names += list(best) if isinstance(best, dict) else [best]
+    return [n if isinstance(n, str) else "/" for n in names if n not in (None, "")]

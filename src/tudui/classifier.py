@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from tudui.checkpoints import restored_callback_states
 from tudui.config.types import Fraction
 from tudui.errors import TuduiError
 from tudui.lightning_private import reads_metrics_after
@@ -146,6 +148,12 @@ class ImageClassifier(L.LightningModule):
         # callback asked for: max_time): the epoch's end reads the metrics next.
         if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
             self._check_steps()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Before any callback restores its state, whatever the strategy reads the file with:
+        # a state naming files outside the checkpoint's folder must not reach ModelCheckpoint.
+        states, path = checkpoint.get("callbacks"), Path(str(self.trainer.ckpt_path))
+        checkpoint["callbacks"] = restored_callback_states(states, path)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Saved between two checks (on Ctrl-C, after a mid-epoch validation): a diverged

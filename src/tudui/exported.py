@@ -106,7 +106,7 @@ def read_metadata(session: Any, path: Path) -> tuple[list[str], InputSpec, dict[
         classes = json.loads(metadata["tudui.classes"])
         spec = InputSpec.from_dict(json.loads(metadata["tudui.input_spec"]))
         description = json.loads(metadata["tudui.model"])
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, RecursionError) as err:  # JSON nested past Python's stack
         raise TuduiError(f"{path}: its tudui metadata cannot be read ({err}).") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [INPUT] or OUTPUT not in [o.name for o in outputs]:

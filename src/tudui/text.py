@@ -38,6 +38,12 @@ def class_names_problem(classes: Any, outputs: int | None = None) -> str | None:
     return None
 
 
+def names_a_path(text: str) -> bool:
+    """Whether ``text`` (a config group's option, as written) reaches outside its folder or
+    names a file: it holds ``/``, ``\\`` or ``..``."""
+    return any(mark in text for mark in ("/", "\\", ".."))
+
+
 def printable(text: str) -> str:
     """``text`` with control and other non-printable characters escaped (``\\x1b``,
     ``\\n``), so a name printed to a terminal cannot move the cursor or recolour it."""
@@ -57,7 +63,8 @@ def spreadsheet_safe(value: Any) -> Any:
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """``path`` replaced whole by a CSV of ``rows``: text quoted and made spreadsheet-safe,
     numbers as they are (``None`` is an empty cell)."""
-    with replaced_atomically(path, newline="") as f:
+    # A file name that is not UTF-8 (Python keeps its bytes as surrogates) is written escaped.
+    with replaced_atomically(path, newline="", encoding="utf-8", errors="backslashreplace") as f:
         writer = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
         writer.writerow(header)
         writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)

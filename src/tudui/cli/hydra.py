@@ -25,6 +25,7 @@ from tudui.errors import ConfigError, cannot_write, exit_on_user_error
 from tudui.folder import make_folder
 from tudui.runs.check import validate
 from tudui.runs.job import resolvable
+from tudui.text import names_a_path
 
 # A run writes its config, log and first checkpoint before it can report anything; on a
 
@@ -116,8 +117,11 @@ def chooses_a_file(override: Override, groups: set[str]) -> bool:
     """Whether ``override`` picks an option of a config group (``groups``, or any
     ``hydra/...``) by a path rather than by its name."""
     group, value = override.key_or_group, str(override.input_line).split("=", 1)[-1]
-    is_group = group in groups or "/" in group
-    return is_group and any(mark in value for mark in ("/", "\\", ".."))  # as written: lists too
+    if group == "hydra.sweeper.params" and isinstance(override.value(), dict):
+        swept = override.value().items()  # a sweeper's choices of options, all at once
+        return any((k in groups or "/" in k) and names_a_path(str(v)) for k, v in swept)
+    group = group.removeprefix("hydra.sweeper.params.")  # a sweeper's choice of an option
+    return (group in groups or "/" in group) and names_a_path(value)  # as written: lists too
 
 
 def _groups_in(folder: Path) -> set[str]:

@@ -23,6 +23,7 @@ from tudui.errors import ConfigError
 from tudui.folder import RunFolder
 from tudui.runs.latest import with_latest_run
 from tudui.runs.resume import key_of, replayed
+from tudui.text import printable
 
 MAX_OVERRIDES_BYTES = 64 * 1024  # a run's overrides are a few lines; anything larger is not one
 
@@ -32,6 +33,24 @@ def find_resume_checkpoint(value: str) -> Path:
     path = Path(value).expanduser().resolve()
     run = RunFolder.at(path)
     return run.last_checkpoint if path.is_dir() and run.checkpoints.is_dir() else path
+
+
+MAX_RUN_ENTRIES = 100_000  # a run folder holds a few dozen files; a bound on the walk
+
+
+def _refuse_links(run: RunFolder) -> None:
+    """A run writes its files into its folder: a symbolic link planted there would send a
+    write (a log, a report, a checkpoint's temporary file) to any file the link names."""
+    for number, path in enumerate(run.root.rglob("*")):
+        if path.is_symlink():
+            raise ConfigError(
+                f"Refused to resume: {printable(str(path))} is a symbolic link, and a resumed "
+                "run would write through it. A run folder holds no links: remove it."
+            )
+        if number > MAX_RUN_ENTRIES:
+            raise ConfigError(
+                f"Refused to resume: {run.root} holds over {MAX_RUN_ENTRIES:,} files."
+            )
 
 
 def _plain(value: Any) -> bool:
@@ -74,7 +93,7 @@ def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list
         raise ConfigError(f"{saved} is larger than a run's saved overrides can be: not replayed.")
     try:
         lines = yaml.safe_load(saved.read_text(encoding="utf-8")) or []
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError) as err:
         raise ConfigError(f"Cannot read the saved overrides {saved} ({err}).") from None
     if not isinstance(lines, list):
         raise ConfigError(f"{saved} does not hold a list of overrides: not replayed.")
@@ -94,8 +113,8 @@ def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list
         (kept if replayed(override, groups) else left_out).append(line)
     if left_out:
         print(
-            f"not taken from {saved}: {shlex.join(left_out)} (where a run reads, writes and "
-            "reports to comes from the command line: give these again to use them)",
+            f"not taken from {saved}: {printable(shlex.join(left_out))} (a run folder sets "
+            "no place or address, only what a run trains with: give these again to use them)",
             file=sys.stderr,
         )
     return kept
@@ -126,6 +145,7 @@ def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
     run = RunFolder.of_checkpoint(checkpoint)
     if run is None or not run.saved_overrides.is_file():
         return now  # a checkpoint from elsewhere: a new run folder, the config given now
+    _refuse_links(run)
     # The checkpoint is always the one given now, whatever name a saved line gave it.
     kept = replayable_overrides(run.saved_overrides, config_dir, {*given, "ckpt", "ckpt_path"})
     folder = [] if "hydra.run.dir" in given else [f"hydra.run.dir={run.root}"]

@@ -48,6 +48,22 @@ def _hints(function: Callable) -> dict[str, Any]:
         return {}
 
 
+def argument_defaults(
+    consumers: Iterable[Callable], provided: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The keyword arguments of ``consumers`` but ``provided``, each with its default in the
+    signature (``???`` where it has none): a config group's defaults, written once, there."""
+    defaults: dict[str, Any] = {}
+    for consumer in consumers:
+        for key, parameter in _signature_parts(consumer)[0].items():
+            if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                continue
+            default = parameter.default
+            default = MISSING if default is inspect.Parameter.empty else default
+            defaults[key] = list(default) if isinstance(default, tuple) else default
+    return {key: value for key, value in defaults.items() if key not in set(provided)}
+
+
 def argument_problems(
     consumers: Iterable[Callable],
     values: Mapping[str, Any],

@@ -9,7 +9,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from tudui.config.build import build
 from tudui.config.types import ChannelMeans, ChannelStds, PositiveInt
+from tudui.errors import DataError
 from tudui.input_spec import InputSize, InputSpec
+from tudui.text import class_names_problem
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -70,4 +72,8 @@ def setup_datamodule(node: Any, model_input: InputSpec, stage: str) -> ImageData
     datamodule = build(node, "data", model_input=model_input, _convert_="object")
     datamodule.prepare_data()
     datamodule.setup(stage)
+    # The names go into checkpoints, reports and the terminal, where they must be text.
+    problem = class_names_problem(datamodule.classes)
+    if problem:
+        raise DataError(f"The data's classes cannot be used: {problem}. Rename those folders.")
     return datamodule

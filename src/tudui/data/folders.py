@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tudui.data.images import IMAGE_EXTENSIONS, is_image_file
 from tudui.errors import DataError
+from tudui.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ RARE_LABEL_FILES = 2
 
 def list_paths(paths: Iterable[Path | str], limit: int = 20) -> str:
     """``a, b, c`` for an error message; past ``limit`` names, how many more."""
-    paths = [str(p) for p in paths]
+    paths = [printable(str(p)) for p in paths]
     shown = ", ".join(paths[:limit])
     return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"
 

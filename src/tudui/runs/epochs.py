@@ -2,6 +2,7 @@
 
 import csv
 import itertools
+import math
 from typing import Any
 
 import lightning as L
@@ -58,11 +59,22 @@ class EpochMetrics(L.Callback):
 
     def best(self) -> tuple[float | None, int | None]:
         """The best val/acc of the run so far and its epoch (counted from 1)."""
-        scored = [row for row in self.rows if row.get("val/acc") not in (None, "")]
+        scored = [(_number(row.get("val/acc")), _number(row.get("epoch"))) for row in self.rows]
+        scored = [(acc, epoch) for acc, epoch in scored if acc is not None and epoch is not None]
         if not scored:
             return None, None
-        top = max(scored, key=lambda row: float(row["val/acc"]))
-        return float(top["val/acc"]), int(top["epoch"])
+        accuracy, epoch = max(scored, key=lambda pair: pair[0])
+        return accuracy, int(epoch)
+
+
+def _number(cell: Any) -> float | None:
+    """A cell of metrics.csv as a number; ``None`` if it is empty or, in a file a resumed run
+    reads back, not one."""
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _short(value: Any) -> Any:

@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 
+from tudui.config.arguments import argument_defaults
 from tudui.config.build import plain
 from tudui.errors import ConfigError
 from tudui.lightning_private import completed_epochs
@@ -28,10 +29,13 @@ TRAINING_KEYS = ("seed", "loss.*", "model.*", "optim.*", "scheduler.*", "trainer
                  "callbacks.*")  # fmt: skip
 # The keys whose text a resume replays: names and choices. Any other text may be a place
 # (a data root, an output folder, a tracking server's address) and is not replayed.
-NAME_KEYS = ("name", "tags", "model.arch", "model.head", "scheduler.interval",
-             "scheduler.anneal_strategy", "trainer.accelerator", "trainer.strategy",
-             "trainer.devices", "trainer.precision", "callbacks.*.monitor",
+NAME_KEYS = ("name", "tags", "model.name", "model.arch", "model.head", "optim.name",
+             "scheduler.name", "scheduler.interval", "scheduler.anneal_strategy",
+             "trainer.accelerator", "trainer.strategy", "trainer.devices",
+             "trainer.precision", "trainer.deterministic", "callbacks.*.monitor",
              "callbacks.*.mode")  # fmt: skip
+# Keys that name a place, never replayed whatever their value (a number names a folder too).
+PLACE_KEYS = ("*root*", "*dir*", "*path*", "*file*", "*uri*", "*url*")
 
 
 def key_of(override: str) -> str:
@@ -45,8 +49,10 @@ def replayed(override: Override, groups: set[str]) -> bool:
     :data:`TRAINING_KEYS`."""
     key, value = override.key_or_group, override.value()
     values = value if isinstance(value, list) else [value]
-    if key in groups or any(fnmatchcase(key, pattern) for pattern in NAME_KEYS):
-        return True
+    if any(fnmatchcase(key.lower(), pattern) for pattern in PLACE_KEYS):
+        return False
+    if key in groups - {"logger"} or any(fnmatchcase(key, pattern) for pattern in NAME_KEYS):
+        return True  # options, but the loggers: whom a run reports to
     numbers = all(v is None or isinstance(v, (bool, int, float)) for v in values)
     return numbers and any(fnmatchcase(key, pattern) for pattern in TRAINING_KEYS)
 
@@ -84,6 +90,11 @@ def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
         raise ConfigError(f"ckpt={path}: no checkpoint there to resume from.")
     content = load_file(path)
     hparams, _ = read_tudui_parts(content, path)
+    # Before the model is built: a config naming another (a huge one) is refused first.
+    saved, now = hparams["model"], plain(cfg.model) or {}
+    if any(saved.get(key) != now.get(key) for key in ("name", "arch")):
+        described = " ".join(f"model.{k}={saved[k]}" for k in ("name", "arch") if k in saved)
+        raise ConfigError(f"{path} was trained with {described}: resume it with that model.")
     for key, kind in (("optimizer_states", list), ("lr_schedulers", list), ("loops", dict)):
         if not isinstance(content.get(key), kind):
             raise ConfigError(
@@ -97,8 +108,13 @@ def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
             f"{path} has completed {epochs_done} epochs already: to continue, give "
             f"trainer.max_epochs above {epochs_done}."
         )
-    for group in ("optim", "scheduler"):
+    from tudui.optim import OPTIMIZERS, SCHEDULERS
+
+    for group, table in (("optim", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         saved, now = hparams.get(group) or {}, plain(cfg.get(group)) or {}
+        # A key a checkpoint does not hold had its default then: the code's.
+        arguments = table.get(str(saved.get("name")))
+        saved = {**(argument_defaults([arguments]) if arguments else {}), **saved}
         changed = [
             f"{group}.{key}={saved.get(key)!r} (now {now.get(key)!r})"
             for key in sorted(saved.keys() | now.keys(), key=str)

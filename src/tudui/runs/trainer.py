@@ -1,5 +1,6 @@
 """The Lightning ``Trainer`` of a run: its config checked first, its processes kept in bounds."""
 
+import os
 from typing import Annotated, Any
 
 import lightning as L
@@ -113,6 +114,9 @@ def build_trainer(
         callbacks.append(ProgressBar())
     if cfg.trainer.get("enable_model_summary", True):
         callbacks.append(model_summary_without(hidden=(Metric,)))
+    # MLflow 3 sends usage telemetry to its own servers once imported: a local store stays
+    # local unless the user asks (MLFLOW_DISABLE_TELEMETRY=false).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     loggers = [build(node, f"logger.{name}") for name, node in _entries(cfg, "logger")]
     plugins = [AtomicCheckpointIO()]
     quiet_third_party()

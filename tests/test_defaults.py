@@ -1,0 +1,50 @@
+"""Defaults are written once, in the code's signatures: the YAML of conf/ states only what
+differs from them, each with its reason, and never repeats one."""
+
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from tudui.cli.defaults import code_defaults
+
+from .helpers import REPO
+
+CONF = REPO / "conf"
+GROUPS = ("data", "optim", "scheduler", "model")
+FILES = sorted(p for group in GROUPS for p in (CONF / group).glob("*.yaml"))
+
+
+def inherited(path) -> dict:
+    """What ``path`` starts from: the code's defaults or another option of its group,
+    merged as its defaults list says, before its own values."""
+    base: dict = {}
+    for entry in OmegaConf.to_container(OmegaConf.load(path)).get("defaults", []):
+        if entry == "_self_":
+            continue
+        if entry.startswith("/code/"):
+            base |= code_defaults()[entry.removeprefix("/code/").split("@")[0]]
+        else:
+            base |= inherited(path.parent / f"{entry}.yaml") | own(path.parent / f"{entry}.yaml")
+    return base
+
+
+def own(path) -> dict:
+    values = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return {key: value for key, value in values.items() if key != "defaults"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_yaml_states_only_what_differs_from_the_code_and_why(path):
+    base, values = inherited(path), own(path)
+    assert base or not values, f"{path} starts from no code defaults"  # scheduler=none: {}
+    assert [key for key in values if base.get(key, object()) == values[key]] == []
+    assert [key for key in values if key not in base] == []  # no key the code does not take
+    lines = path.read_text().splitlines()
+    for key in values:
+        line = next(line for line in lines if re.match(rf"{re.escape(key)}\s*:", line))
+        assert "#" in line, f"{path}: {key} differs from the code's default: say why"
+
+
+def test_every_option_is_checked():
+    assert len(FILES) == sum(len(list((CONF / g).glob("*.yaml"))) for g in GROUPS) > 15
