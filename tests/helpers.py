@@ -88,8 +88,10 @@ def compose_config(*overrides: str):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import tudui.cli  # noqa: F401 - the groups' defaults from the code
     import tudui.config  # noqa: F401 - the resolvers conf/ uses
+    from tudui.cli.defaults import register_code_defaults
+
+    register_code_defaults()  # the groups' defaults, from the code
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)

@@ -28,7 +28,7 @@ CASES = [
     ("scheduler=step scheduler.step_size=-3", "scheduler.step_size=-3 must be an integer >= 1"),
     ("scheduler=step scheduler.interval=fortnight", "must be one of epoch, step"),
     ("scheduler=cosine scheduler.T_max=0", "scheduler.T_max=0 must be an integer >= 1"),
-    ("optim=adam +optim.eps=-1", "optim.eps=-1 must be a number > 0"),
+    ("optim=adam optim.eps=-1", "optim.eps=-1 must be a number > 0"),
     ("optim=adam optim.lr=1e-3 +optim.betas=[0.9,1.5]", "optim.betas=[0.9, 1.5] must be"),
     ("model=vgg16 model.head=swap", "model.head='swap' must be one of replace, append"),
     ("trainer.devices=99", "trainer.devices=99 asks for 99 processes"),

@@ -173,7 +173,12 @@ def check_hparams(hparams: Any, path: Path) -> dict[str, Any]:
 
 
 def _check_model_args(model: Any, path: Path) -> None:
-    problem = unknown_model(model.get("name") if isinstance(model, dict) else model)
+    if not isinstance(model, dict):
+        raise TuduiError(
+            f"{path} describes its model as {model!r:.80}, not as its name and arguments: "
+            "tudui does not have such a model."
+        )
+    problem = unknown_model(model.get("name"))
     if problem:
         raise TuduiError(f"{path} describes a model: {problem}.")
     problems = model_problems(model["name"], {k: v for k, v in model.items() if k != "name"})

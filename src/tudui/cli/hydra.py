@@ -130,7 +130,10 @@ def _groups_in(folder: Path) -> set[str]:
 
 def run_hydra_main(main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function; Hydra's errors become one-line :class:`ConfigError`."""
+    from tudui.cli.defaults import register_code_defaults  # the data and models: torch
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing
+    register_code_defaults()
     try:
         main()
     except (HydraException, OmegaConfBaseException) as err:
