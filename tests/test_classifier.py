@@ -4,6 +4,7 @@ import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader, TensorDataset
 
+from tudui.callbacks import TrainingSteps
 from tudui.classifier import ImageClassifier
 from tudui.errors import ConfigError, TuduiError
 from tudui.runs.console import ProgressBar
@@ -57,24 +58,28 @@ def test_predict_step_gives_probabilities():
     assert probs.shape == (4, 3) and torch.allclose(probs.sum(-1), torch.ones(4))
 
 
-class CountingReads(ImageClassifier):
+class CountingReads(TrainingSteps):
     """Records the batches after which the unchecked steps were checked (the device read)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         self.read_at: list[int] = []
 
-    def _check_steps(self) -> None:
-        if self._unchecked:
-            self.read_at.append(self.trainer.fit_loop.epoch_loop.batch_idx)
-        super()._check_steps()
+    def check(self, trainer, pl_module) -> None:
+        if self.unchecked:
+            self.read_at.append(trainer.fit_loop.epoch_loop.batch_idx)
+        super().check(trainer, pl_module)
 
 
-def fit(module: ImageClassifier, images: torch.Tensor, **trainer_args) -> L.Trainer:
+def fit(module: ImageClassifier, images: torch.Tensor, steps=None, **trainer_args) -> L.Trainer:
+    """``module`` trained on ``images`` with the TrainingSteps callback (``steps``), as
+    build_trainer installs it: first."""
     labels = torch.arange(len(images)) % len(CLASSES)
     loader = DataLoader(TensorDataset(images, labels), batch_size=2)
     ckpt_path = trainer_args.pop("ckpt_path", None)
+    callbacks = [steps or TrainingSteps(), *trainer_args.pop("callbacks", [])]
     trainer_args = {"enable_progress_bar": False, "limit_val_batches": 0, **trainer_args}
+    trainer_args["callbacks"] = callbacks
     trainer = L.Trainer(
         accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
         **trainer_args,
@@ -85,19 +90,19 @@ def fit(module: ImageClassifier, images: torch.Tensor, **trainer_args) -> L.Trai
 
 def test_the_divergence_guard_reads_the_device_only_when_lightning_logs_and_at_epoch_end():
     # 10 batches an epoch, logged every 4th: read after batches 4, 8 and the last one, 10.
-    module = CountingReads({"name": "tudui_cnn"}, CLASSES, SPEC, {"name": "sgd", "lr": 0.01})
-    fit(module, torch.rand(20, 3, 32, 32), max_epochs=2, log_every_n_steps=4)
+    steps = CountingReads()
+    fit(classifier(), torch.rand(20, 3, 32, 32), steps, max_epochs=2, log_every_n_steps=4)
     # Lightning counts logging steps across epochs: the second epoch logs at steps 12, 16, 20.
-    assert module.read_at == [3, 7, 9, 1, 5, 9]
+    assert steps.read_at == [3, 7, 9, 1, 5, 9]
 
 
 def test_a_non_finite_loss_stops_training_at_the_next_check_naming_its_step():
     images = torch.rand(20, 3, 32, 32)
     images[2] = float("nan")  # batch 1: its loss is NaN, and so are the weights after it
-    module = CountingReads({"name": "tudui_cnn"}, CLASSES, SPEC, {"name": "sgd", "lr": 0.01})
+    steps = CountingReads()
     with pytest.raises(TuduiError, match=r"NaN or infinite from step 1 \(checked at step 3"):
-        fit(module, images, max_epochs=1, log_every_n_steps=4)
-    assert module.read_at == [3]
+        fit(classifier(), images, steps, max_epochs=1, log_every_n_steps=4)
+    assert steps.read_at == [3]
 
 
 def test_the_progress_bar_reads_the_metrics_only_when_lightning_logs(monkeypatch):
@@ -130,11 +135,10 @@ class SaveAfterBatch(L.Callback):
 def test_no_checkpoint_is_saved_between_checks_once_the_loss_was_not_finite(tmp_path):
     images = torch.rand(20, 3, 32, 32)
     images[2] = float("nan")  # batch 1
-    module = CountingReads({"name": "tudui_cnn"}, CLASSES, SPEC, {"name": "sgd", "lr": 0.01})
-    saver = SaveAfterBatch(tmp_path / "mid.ckpt", batch=1)
+    steps, saver = CountingReads(), SaveAfterBatch(tmp_path / "mid.ckpt", batch=1)
     with pytest.raises(TuduiError, match="from step 1"):
-        fit(module, images, max_epochs=1, log_every_n_steps=4, callbacks=[saver])
-    assert module.read_at == [1] and not (tmp_path / "mid.ckpt").exists()  # read at the save
+        fit(classifier(), images, steps, max_epochs=1, log_every_n_steps=4, callbacks=[saver])
+    assert steps.read_at == [1] and not (tmp_path / "mid.ckpt").exists()  # read at the save
 
 
 def test_divergence_under_one_cycle_names_its_peak_rate():

@@ -13,9 +13,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
 
+from tudui.callbacks.report import TOP_LOSSES
 from tudui.classifier import ImageClassifier
 from tudui.pictures import CAPTION, GAP, TILE, captioned_grid, grid_size
-from tudui.report import TOP_LOSSES
 
 from .helpers import ON_FAKE_CIFAR, make_class_folders, run_entry
 

@@ -14,8 +14,6 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from tudui.checkpoints import restored_callback_states
 from tudui.config.types import Fraction
-from tudui.errors import TuduiError
-from tudui.lightning_private import reads_metrics_after
 from tudui.models import create_model
 from tudui.optim import build_optimizer, build_scheduler
 
@@ -65,10 +63,6 @@ class ImageClassifier(L.LightningModule):
         self.channels_last = False  # decided in setup(), once the device is known
         self._compiled_forward = None  # set at on_train_start when compile=True
         self.loss = Loss(**(loss or {}))
-        self._lr_each_step = False  # a schedule stepped every batch: lr logged each step
-        # Each training step's loss, predictions and labels, kept on the device until the
-        # host reads it anyway (see training_step): (global step, loss, predictions, labels).
-        self._unchecked: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         size = input_spec["size"]
         self.example_input_array = torch.zeros(1, 3, size, size)  # model graph and summary
         # validate_args=False: checking the labels' range would read them back.
@@ -76,15 +70,14 @@ class ImageClassifier(L.LightningModule):
             num_classes=len(classes), average="micro", validate_args=False
         )
         self.val_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
-
         self.test_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
         # Rows: true class, columns: predicted; read by the TestReport callback.
         self.test_confusion = MulticlassConfusionMatrix(num_classes=len(classes))
 
     def setup(self, stage: str) -> None:
-        on_cpu = isinstance(self.trainer.accelerator, CPUAccelerator)
-        wanted = self.hparams.channels_last
-        self.channels_last = on_cpu if wanted is None else wanted
+        self.channels_last = runs_channels_last(
+            self.hparams.channels_last, self.trainer.accelerator
+        )
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
@@ -101,7 +94,6 @@ class ImageClassifier(L.LightningModule):
         # and evaluation stay eager, and the state_dict keeps the plain model's keys.
         if self.hparams.compile:
             self._compiled_forward = torch.compile(self.model.forward)
-        self._unchecked = []  # none of an earlier fit's steps
 
     def on_train_end(self) -> None:
         self._compiled_forward = None
@@ -113,74 +105,18 @@ class ImageClassifier(L.LightningModule):
             return self._compiled_forward(x)
         return self.model(x)
 
-    def _log_lr(self, each_step: bool) -> None:
-        # One "lr" card whatever the optimizer (Lightning's LearningRateMonitor names it
-        # lr-SGD, lr-Adam, ...): the rate this epoch, or this step, trains with.
-        if each_step == self._lr_each_step:
-            # A CPU tensor: Lightning would copy a float to the device, a synchronous copy.
-            lr = torch.tensor(float(self.trainer.optimizers[0].param_groups[0]["lr"]))
-            self.log("lr", lr, on_step=each_step, on_epoch=not each_step)
-
-    def on_train_epoch_start(self) -> None:
-        self._log_lr(each_step=False)
-
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.loss.label_smoothing)
-        # Checking the loss every step would make the CPU wait for the device, and updating
-        # the accuracy costs more than a small model's step: both wait for the batches whose
-        # metrics Lightning reads anyway (to log them, for the progress bar), and for any
-        # checkpoint, so a diverged model is never saved.
-        step = (self.global_step, loss.detach(), logits.detach().argmax(dim=1), labels)
-        self._unchecked.append(step)
-        if reads_metrics_after(self.trainer, batch_idx):
-            self._check_steps()
-            self._log_lr(each_step=True)
-            # self.log costs about 1 ms a call on a CPU: only on these steps too.
-            self.log("train/loss", loss, prog_bar=True)
-            # The accuracy of the whole epoch, from the metric's state (_check_steps).
-            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
-        return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Training stops after this batch, between two checks (the step limit, or a stop a
-        # callback asked for: max_time): the epoch's end reads the metrics next.
-        if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
-            self._check_steps()
+        # Logged and checked by the TrainingSteps callback, when the host reads the device.
+        return {"loss": loss, "predictions": logits.detach().argmax(dim=1), "labels": labels}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Before any callback restores its state, whatever the strategy reads the file with:
         # a state naming files outside the checkpoint's folder must not reach ModelCheckpoint.
         states, path = checkpoint.get("callbacks"), Path(str(self.trainer.ckpt_path))
         checkpoint["callbacks"] = restored_callback_states(states, path)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Saved between two checks (on Ctrl-C, after a mid-epoch validation): a diverged
-        # model must not be saved either.
-        self._check_steps()
-
-    def _check_steps(self) -> None:
-        """Hands the unchecked steps to the train accuracy; stops if a loss was not finite."""
-        if not self._unchecked:
-            return
-        steps, losses, predictions, labels = zip(*self._unchecked, strict=True)
-        self._unchecked = []
-        self.train_acc.update(torch.cat(predictions), torch.cat(labels))
-        finite = torch.isfinite(torch.stack(losses))
-        if finite.all():
-            return
-        first_bad_step = steps[int(finite.logical_not().nonzero()[0])]
-        # The peak rate: one-cycle's scheduler.max_lr when set, else optim.lr.
-        key, lr = "optim.lr", self.hparams.optim["lr"]
-        if (self.hparams.scheduler or {}).get("max_lr"):
-            key, lr = "scheduler.max_lr", self.hparams.scheduler["max_lr"]
-        raise TuduiError(
-            f"The training loss is NaN or infinite from step {first_bad_step} (checked at step "
-            f"{self.global_step}, epoch {self.current_epoch}): training has diverged. The "
-            f"learning rate {key}={lr} is probably too large; try a smaller one, e.g. "
-            f"{key}={lr / 10:g}. Checkpoints saved before it are kept."
-        )
 
     def _eval_step(self, batch: Batch, stage: str) -> torch.Tensor:
         images, labels = batch
@@ -222,6 +158,14 @@ class ImageClassifier(L.LightningModule):
         """Optimizer steps in an epoch (batches, less with gradient accumulation)."""
         epochs = max(1, self.trainer.max_epochs)
         return math.ceil(self.trainer.estimated_stepping_batches / epochs)
+
+
+def runs_channels_last(wanted: bool | None, accelerator: Any) -> bool:
+    """Whether the model runs channels-last on ``accelerator``: as ``wanted``, or for
+    ``None``, on a CPU, where oneDNN's convolutions are faster that way. The run hands the
+    same answer to the data (``ImageDataModule.channels_last``), whose batches then come in
+    that layout."""
+    return isinstance(accelerator, CPUAccelerator) if wanted is None else wanted
 
 
 def _frozen(module: nn.Module) -> bool:

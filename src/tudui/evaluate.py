@@ -14,7 +14,7 @@ from tudui.checkpoints import (
     read_tudui_checkpoint,
     without_pretrained_download,
 )
-from tudui.classifier import ImageClassifier
+from tudui.classifier import ImageClassifier, runs_channels_last
 from tudui.data.base import setup_datamodule
 from tudui.errors import ConfigError
 from tudui.folder import RunFolder
@@ -46,6 +46,8 @@ def evaluate(cfg: DictConfig) -> float:
         check_same_classes(hparams["classes"], datamodule.classes, path, then)
         classifier = load_classifier(path, hparams, state_dict)
         trainer = build_trainer(cfg, interrupts)
+        wanted = classifier.hparams.channels_last
+        datamodule.channels_last = runs_channels_last(wanted, trainer.accelerator)
         trainer.test(classifier, datamodule=datamodule)
     test_acc = float(trainer.callback_metrics["test/acc"])
     if trainer.is_global_zero:  # read by the sweep summary, as a training run's

@@ -10,11 +10,11 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from tudui.callbacks.finetuning import FINETUNE_OPTIONS
 from tudui.checkpoints import without_pretrained_download
-from tudui.classifier import ImageClassifier
+from tudui.classifier import ImageClassifier, runs_channels_last
 from tudui.config.build import plain
 from tudui.data.base import setup_datamodule
-from tudui.finetuning import UnfreezeBackbone
 from tudui.folder import RunFolder
 from tudui.models import input_spec
 from tudui.runs import console
@@ -28,7 +28,6 @@ from tudui.tune import LRFind, command_with_lr
 log = logging.getLogger(__name__)
 
 SPEED_OPTIONS = ("channels_last", "compile")  # ImageClassifier's
-FINETUNE_OPTIONS = ("unfreeze_at_epoch", "backbone_lr_ratio")  # UnfreezeBackbone's
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -50,7 +49,8 @@ def train(cfg: DictConfig) -> float | None:
         model_cfg = plain(cfg.model)
         # How the model runs and learns, not what it is: kept out of its builder's arguments.
         speed = {key: model_cfg.pop(key) for key in SPEED_OPTIONS if key in model_cfg}
-        finetune = {key: model_cfg.pop(key) for key in FINETUNE_OPTIONS if key in model_cfg}
+        for key in FINETUNE_OPTIONS:  # UnfreezeBackbone's, installed by build_trainer
+            model_cfg.pop(key, None)
         datamodule = setup_datamodule(cfg.data, input_spec(**model_cfg), "fit")
         classifier = ImageClassifier(
             # Resuming: the weights come from the checkpoint, so no pretrained download.
@@ -62,8 +62,10 @@ def train(cfg: DictConfig) -> float | None:
             loss=plain(cfg.get("loss")),
             **speed,
         )
-        extra = [UnfreezeBackbone(**finetune)] if finetune.get("unfreeze_at_epoch") else []
-        trainer = build_trainer(cfg, interrupts, extra)
+        trainer = build_trainer(cfg, interrupts)  # fine-tuning's callback from cfg.model
+        datamodule.channels_last = runs_channels_last(
+            speed.get("channels_last"), trainer.accelerator
+        )
         log.info("tudui run\n%s", console.header(cfg, classifier, datamodule, trainer))
         if cfg.get("tune"):
             return _find_lr(cfg, trainer, classifier, datamodule)

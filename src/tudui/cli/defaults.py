@@ -10,10 +10,10 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from tudui.callbacks.finetuning import UnfreezeBackbone
 from tudui.classifier import ImageClassifier
 from tudui.config.arguments import argument_defaults
 from tudui.data.base import ImageDataModule
-from tudui.finetuning import UnfreezeBackbone
 from tudui.models import list_models, model_builder
 from tudui.optim import OPTIMIZERS, SCHEDULERS
 

@@ -37,6 +37,9 @@ class ImageDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.input_spec = model_input.override(input_size, mean, std)
         self.classes: list[str] = []
+        # The layout batches reach the model in, handed by the run once the device is known
+        # (tudui.classifier.runs_channels_last): the model's own, so it converts none.
+        self.channels_last = False
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None

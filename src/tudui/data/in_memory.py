@@ -147,7 +147,5 @@ class InMemoryDataModule(ImageDataModule):
             return batch
         images, labels = batch
         training = self.trainer is not None and self.trainer.training
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        channels_last = getattr(model, "channels_last", False)  # ImageClassifier.setup's
-        layout = torch.channels_last if channels_last else torch.contiguous_format
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
         return self.batch_transform(images, train=training, layout=layout), labels

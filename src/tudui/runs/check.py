@@ -87,8 +87,8 @@ def _entry_problems(group: str, name: str, node: Any) -> list[str]:
 
 def _model_problems(cfg: DictConfig) -> list[str]:
 
+    from tudui.callbacks.finetuning import UnfreezeBackbone
     from tudui.classifier import ImageClassifier  # Lightning: only once a run is starting
-    from tudui.finetuning import UnfreezeBackbone
     from tudui.models import model_builder, unknown_model
 
     values = group_values(cfg.model)

@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from torchmetrics import Metric
 
+from tudui.callbacks import TrainingSteps, UnfreezeBackbone
+from tudui.callbacks.finetuning import FINETUNE_OPTIONS
 from tudui.config.arguments import argument_problems
 from tudui.config.build import build
 from tudui.config.types import Check, PositiveInt
@@ -91,15 +93,18 @@ def trainer_problems(values: dict[str, Any]) -> list[str]:
     return problems or device_problems(values)
 
 
-def build_trainer(
-    cfg: DictConfig, interrupts: SaveOnInterrupt, extra: list[L.Callback] | None = None
-) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` with the callbacks and logger of the config, and what
-    the README guarantees installed in code, not left to YAML: ``last.ckpt`` after every
-    epoch, checkpoints written whole, saving on an interrupt, RNG states for exact resume.
-    ``extra``: callbacks the run itself needs (fine-tuning)."""
+def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with every callback of the run, installed here: those
+    the config chooses, the fine-tuning ``model.unfreeze_at_epoch`` asks for, and what the
+    README guarantees, installed in code, not left to YAML: the training steps' checks,
+    ``last.ckpt`` after every epoch, checkpoints written whole, saving on an interrupt, RNG
+    states for exact resume."""
     run = interrupts.run
     chosen = [build(node, f"callbacks.{name}") for name, node in _entries(cfg, "callbacks")]
+    model = cfg.get("model") or {}  # eval.py has none: its model comes from the checkpoint
+    if model.get("unfreeze_at_epoch"):
+        finetune = {key: model.get(key) for key in FINETUNE_OPTIONS}
+        chosen.append(UnfreezeBackbone(**{k: v for k, v in finetune.items() if v is not None}))
 
     for callback in chosen:  # the best checkpoint (and any other) goes where the run's go
         if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
@@ -109,7 +114,8 @@ def build_trainer(
     last = ModelCheckpoint(
         dirpath=run.checkpoints, filename=run.last_checkpoint.stem, enable_version_counter=False
     )
-    callbacks = [*chosen, *(extra or []), last, interrupts, RestoreRNG(), EpochMetrics(run)]
+    # TrainingSteps first: it logs what the others (the progress bar) read after a batch.
+    callbacks = [TrainingSteps(), *chosen, last, interrupts, RestoreRNG(), EpochMetrics(run)]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(ProgressBar())
     if cfg.trainer.get("enable_model_summary", True):

@@ -1,18 +1,13 @@
-"""What a run shows while it trains, chosen in ``conf/callbacks``: the first training batch,
-and a fixed set of validation images with the model's predictions after every epoch.
-
-The callbacks that keep a run safe are not here but in :mod:`tudui.runs`, installed in code;
-what a test shows is in :mod:`tudui.report`."""
+"""What a run shows while it trains: the first training batch, and a fixed set of validation
+images with the model's predictions after every epoch."""
 
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch import callbacks
-from lightning.pytorch.trainer.states import TrainerFn
 from torchvision.utils import make_grid
 
-from tudui.config.types import OpenFraction, PositiveInt
+from tudui.config.types import PositiveInt
 from tudui.pictures import add_image, captioned_grid, tensorboards
 
 
@@ -72,24 +67,3 @@ class ValidationPredictions(L.Callback):
             ["forestgreen" if p == y else "firebrick" for p, _, y in rows],
         )
         add_image(trainer, "val/predictions", grid, step=trainer.current_epoch)
-
-
-class EMAWeightAveraging(callbacks.EMAWeightAveraging):
-    """Lightning's exponential moving average of the weights (``callbacks=ema``):
-    validation, checkpoints and so the test, predict.py and export use the average.
-
-    Lightning 2.6 keeps the raw weights in each checkpoint too, for resuming, and loads
-    them back whenever the callback loads a checkpoint: after fit, the test of the best
-    checkpoint would measure the raw weights instead of the validated average. Here they
-    are loaded back only when fitting resumes."""
-
-    def __init__(self, decay: OpenFraction = 0.999, **kwargs: Any) -> None:
-        # Lightning accepts a decay of 1, with which the average never leaves the first
-        # weights: an untrained model validated, saved and tested.
-        super().__init__(decay=decay, **kwargs)
-
-    def on_load_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        if trainer.state.fn == TrainerFn.FITTING:
-            super().on_load_checkpoint(trainer, pl_module, checkpoint)

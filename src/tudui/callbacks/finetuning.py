@@ -14,6 +14,9 @@ from lightning.pytorch.callbacks import BaseFinetuning
 
 from tudui.config.types import PositiveFloat, PositiveInt
 
+# The model.* keys that are UnfreezeBackbone's arguments, not the model builder's.
+FINETUNE_OPTIONS = ("unfreeze_at_epoch", "backbone_lr_ratio")
+
 
 class UnfreezeBackbone(BaseFinetuning):
     """Lightning's fine-tuning callback: it adds the backbone's parameters to the optimizer
