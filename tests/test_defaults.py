@@ -6,7 +6,7 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from tudui.cli.defaults import code_defaults
+from tudui.cli.defaults import code_defaults, code_defaults_name
 
 from .helpers import REPO
 
@@ -22,8 +22,9 @@ def inherited(path) -> dict:
     for entry in OmegaConf.to_container(OmegaConf.load(path)).get("defaults", []):
         if entry == "_self_":
             continue
-        if entry.startswith("/code/"):
-            base |= code_defaults()[entry.removeprefix("/code/").split("@")[0]]
+        if entry.startswith("/code_"):
+            names = {code_defaults_name(path): node for path, node in code_defaults().items()}
+            base |= names[entry.removeprefix("/").split("@")[0]]
         else:
             base |= inherited(path.parent / f"{entry}.yaml") | own(path.parent / f"{entry}.yaml")
     return base

@@ -109,6 +109,16 @@ def test_export_py_writes_beside_the_run_and_checks(runs, tmp_path):
     assert "max |logits difference|" in result.stdout
 
 
+def test_a_link_planted_at_the_temporary_name_is_not_written_through(runs, tmp_path):
+    import os
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / f".m.onnx.{os.getpid()}.tmp").symlink_to(victim)
+    export(load_trained_model(runs("tudui_cnn")), tmp_path / "m.onnx")
+    assert victim.read_text() == "keep me" and not (tmp_path / "m.onnx").is_symlink()
+
+
 def test_a_model_that_does_not_match_is_not_written(runs, tmp_path, monkeypatch):
     monkeypatch.setattr("tudui.export.TOLERANCE", -1.0)  # nothing can match
     with pytest.raises(TuduiError, match="differ from PyTorch's by .* the model was not written"):

@@ -131,6 +131,7 @@ def test_help_and_cfg_job():
     models = next(line for line in help_text.stdout.splitlines() if line.startswith("model: "))
     assert "tudui_cnn" in models and "resnet18" in models and "torchvision" in models
     assert "optim: adam, adamw, sgd" in help_text.stdout
+    assert "code_" not in help_text.stdout  # the code's defaults are no group to choose
     job = run_entry("train.py", "--cfg", "job", "optim=adam")
     assert job.returncode == 0
     assert (

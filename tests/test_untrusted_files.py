@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from tudui.checkpoints import restored_callback_states
+from tudui.callback_states import restored_callback_states
 from tudui.folder import RunFolder
 
 from .helpers import REPO, make_class_folders, run_entry
@@ -300,3 +300,22 @@ def test_a_damaged_metrics_csv_does_not_stop_a_resumed_run(digits_run, tmp_path)
     result = run_entry("train.py", f"ckpt={run.root}", "trainer.max_epochs=2", *QUICK, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert run.metrics.is_file()
+
+
+def test_the_links_weights_and_biases_keeps_in_its_own_folder_do_not_refuse_a_resume(
+    digits_run, tmp_path
+):
+    """W&B's run folder holds links of its own, one of them to its cache outside the run."""
+    from tudui.cli.resume import resume_overrides
+
+    run = poisoned_copy(digits_run, tmp_path)
+    (run.root / "wandb" / "logs").mkdir(parents=True)
+    (run.root / "wandb" / "logs" / "debug-core.log").symlink_to(tmp_path)
+    assert f"ckpt={run.last_checkpoint}" in resume_overrides([f"ckpt={run.root}"], REPO / "conf")
+
+
+def test_a_checkpoint_loads_into_the_lightning_module_without_a_trainer(digits_run):
+    from tudui.classifier import ImageClassifier
+
+    path = RunFolder(digits_run).last_checkpoint
+    assert ImageClassifier.load_from_checkpoint(path, weights_only=True).hparams.classes

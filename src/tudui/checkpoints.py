@@ -8,7 +8,6 @@ checkpoint is one clear error, never a traceback or a NaN prediction.
 """
 
 import hashlib
-import logging
 import pickle
 import warnings
 from pathlib import Path
@@ -22,15 +21,7 @@ from tudui.folder import RunFolder
 from tudui.input_spec import InputSpec
 from tudui.lightning_private import best_model_paths
 from tudui.models import create_model, model_problems, unknown_model
-from tudui.text import class_names_problem, printable
-
-# The callbacks whose saved state a resume gives back (Lightning matches them by this name
-# and their arguments); the state of any other is dropped as the checkpoint is read.
-RESTORED_CALLBACKS = (
-    "ModelCheckpoint", "EarlyStopping", "EMAWeightAveraging", "UnfreezeBackbone",
-    "SaveOnInterrupt", "RestoreRNG",
-)  # fmt: skip
-log = logging.getLogger(__name__)
+from tudui.text import class_names_problem
 
 REQUIRED_HPARAMS = ("model", "classes", "input_spec")
 CHECKSUM_KEY = "weights_sha256"  # written by AtomicCheckpointIO (runs/checkpoint_io.py)
@@ -250,38 +241,3 @@ def build_into(network: nn.Module, state_dict: dict[str, torch.Tensor], path: Pa
             "Check model= and classes=."
         ) from None
     return network
-
-
-def restored_callback_states(states: Any, path: Path) -> dict[str, Any]:
-    """The callback states of checkpoint ``path`` that a resume may give back: those of
-    :data:`RESTORED_CALLBACKS`, and a ``ModelCheckpoint``'s only if every file it names
-    lies in ``path``'s own folder, since Lightning deletes the files a better checkpoint
-    replaces. A state left out makes its callback start afresh, which deletes nothing."""
-    if not isinstance(states, dict):
-        return {}
-    folder = path.resolve().parent
-    kept = {}
-    for key, state in states.items():
-        name = str(key).split("{", 1)[0]
-        if name not in RESTORED_CALLBACKS or not isinstance(state, dict):
-            continue
-        outside = [file for file in _named_files(state) if Path(file).resolve().parent != folder]
-        if outside:
-            log.warning(
-                "not restored from %s: the state of %s, which names %s, outside %s",
-                path, name, printable(outside[0][:200]), folder,
-            )  # fmt: skip
-            continue
-        kept[key] = state
-    return kept
-
-
-def _named_files(state: dict[str, Any]) -> list[str]:
-    """The files a ModelCheckpoint's state names (and may delete); anything else that is
-    not a string is a path that cannot be checked, so it counts as outside."""
-    names = [
-        state.get(key) for key in ("best_model_path", "kth_best_model_path", "last_model_path")
-    ]
-    best = state.get("best_k_models", {})
-    names += list(best) if isinstance(best, dict) else [best]
-    return [n if isinstance(n, str) else "/" for n in names if n not in (None, "")]

@@ -12,12 +12,17 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from tudui.checkpoints import restored_callback_states
+from tudui.callback_states import restored_callback_states
 from tudui.config.types import Fraction
 from tudui.models import create_model
 from tudui.optim import build_optimizer, build_scheduler
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+# The arguments of a model's builder and of ImageClassifier that the code passes itself:
+# never config keys of model.*.
+MODEL_PROVIDED = frozenset(
+    {"num_classes", "model", "classes", "input_spec", "optim", "scheduler", "loss"}
+)
 
 
 @dataclass
@@ -115,6 +120,8 @@ class ImageClassifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Before any callback restores its state, whatever the strategy reads the file with:
         # a state naming files outside the checkpoint's folder must not reach ModelCheckpoint.
+        if self._trainer is None or self.trainer.ckpt_path is None:
+            return  # load_from_checkpoint: no callbacks to restore
         states, path = checkpoint.get("callbacks"), Path(str(self.trainer.ckpt_path))
         checkpoint["callbacks"] = restored_callback_states(states, path)
 

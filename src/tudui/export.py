@@ -54,6 +54,7 @@ def export(trained: TrainedModel, output: Path, format: str = "onnx") -> str:
     model = trained.model.to("cpu").eval()
     batch = _sample_batch(trained)
     temporary = temporary_path(output)
+    temporary.unlink(missing_ok=True)  # one a killed export left, or a planted link
     try:
         if format == "pt2":
             program = torch.export.export(model, (batch,), dynamic_shapes=_dynamic_batch())

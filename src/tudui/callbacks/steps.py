@@ -24,7 +24,7 @@ class TrainingSteps(L.Callback):
     def __init__(self) -> None:
         # (global step, loss, predictions, labels) of the steps not checked yet.
         self.unchecked: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self._step = 0
+        self._step, self._lr = 0, 0.0
         self._lr_each_step = False  # a schedule stepped every batch: lr logged each step
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -33,10 +33,14 @@ class TrainingSteps(L.Callback):
         self._lr_each_step = bool(schedules) and schedules[0].interval == "step"
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log_lr(trainer, pl_module, each_step=False)
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
+        self._log_lr(pl_module, each_step=False)
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         self._step = trainer.global_step  # the step this batch trains, before it is taken
+        # The rate this batch trains with: a schedule stepped per batch moves on before
+        # on_train_batch_end.
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -46,7 +50,7 @@ class TrainingSteps(L.Callback):
         self.unchecked.append((self._step, loss, outputs["predictions"], outputs["labels"]))
         if reads_metrics_after(trainer, batch_idx):
             self.check(trainer, pl_module)
-            self._log_lr(trainer, pl_module, each_step=True)
+            self._log_lr(pl_module, each_step=True)
             # self.log costs about 1 ms a call on a CPU: only on these steps too.
             pl_module.log("train/loss", loss, prog_bar=True)
             # The accuracy of the whole epoch, from the metric's state (check).
@@ -86,10 +90,9 @@ class TrainingSteps(L.Callback):
             f"{key}={lr / 10:g}. Checkpoints saved before it are kept."
         )
 
-    def _log_lr(self, trainer: L.Trainer, pl_module: L.LightningModule, each_step: bool) -> None:
+    def _log_lr(self, pl_module: L.LightningModule, each_step: bool) -> None:
         # One "lr" card whatever the optimizer (Lightning's LearningRateMonitor names it
         # lr-SGD, lr-Adam, ...): the rate this epoch, or this step, trains with.
         if each_step == self._lr_each_step:
             # A CPU tensor: Lightning would copy a float to the device, a synchronous copy.
-            lr = torch.tensor(float(trainer.optimizers[0].param_groups[0]["lr"]))
-            pl_module.log("lr", lr, on_step=each_step, on_epoch=not each_step)
+            pl_module.log("lr", torch.tensor(self._lr), on_step=each_step, on_epoch=not each_step)

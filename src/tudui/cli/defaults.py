@@ -1,8 +1,8 @@
 """The defaults of the config groups, from the code that consumes them.
 
 Each consumer's signature is the one place a default is written. It is registered in
-Hydra's ConfigStore as ``code/<group>/<option>``, and each YAML file of ``conf/`` starts
-from it (``defaults: [/code/data/CIFAR10DataModule@_here_, _self_]``), stating only what
+Hydra's ConfigStore as ``code_<group>_<option>``, and each YAML file of ``conf/`` starts
+from it (``defaults: [/code_data_CIFAR10DataModule@_here_, _self_]``), stating only what
 differs, with the reason. ``tests/test_defaults.py`` keeps the YAML from repeating the code.
 """
 
@@ -11,14 +11,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from tudui.callbacks.finetuning import UnfreezeBackbone
-from tudui.classifier import ImageClassifier
+from tudui.classifier import MODEL_PROVIDED, ImageClassifier
 from tudui.config.arguments import argument_defaults
 from tudui.data.base import ImageDataModule
 from tudui.models import list_models, model_builder
 from tudui.optim import OPTIMIZERS, SCHEDULERS
-
-# What the code passes to a model's consumers itself: never a config key.
-MODEL_PROVIDED = {"num_classes", "model", "classes", "input_spec", "optim", "scheduler", "loss"}
 
 
 def _data_modules(base: type = ImageDataModule) -> list[type]:
@@ -53,5 +50,11 @@ def register_code_defaults() -> None:
     """Store :func:`code_defaults` in Hydra's ConfigStore, before a config is composed."""
     store = ConfigStore.instance()
     for path, node in code_defaults().items():
-        group, name = path.rsplit("/", 1)
-        store.store(group=f"code/{group}", name=name, node=node)
+        # Outside every group, so that --help lists only the groups a user chooses from.
+        store.store(name=code_defaults_name(path), node=node)
+
+
+def code_defaults_name(path: str) -> str:
+    """``data/CIFAR10DataModule`` -> ``code_data_CIFAR10DataModule``, the config a YAML file
+    of ``conf/data/`` starts from (``defaults: [/code_data_CIFAR10DataModule@_here_]``)."""
+    return "code_" + path.replace("/", "_")

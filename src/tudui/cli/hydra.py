@@ -89,12 +89,12 @@ def check_group_choices(args: list[str], config_dir: Path) -> None:
     ...) names an option, never a path: Hydra loads whatever YAML file a path reaches, and a
     config file can make it build any object. Options come from ``config_dir`` or a
     ``--config-dir`` given on the command line, never from a run folder."""
-    groups, overrides = _groups_in(config_dir), []
+    groups, overrides = groups_in(config_dir), []
     for before, arg in zip(["", *args], args, strict=False):
         if before in ("-cd", "--config-dir"):
-            groups |= _groups_in(Path(arg))
+            groups |= groups_in(Path(arg))
         elif arg.startswith(("-cd=", "--config-dir=")):
-            groups |= _groups_in(Path(arg.split("=", 1)[1]))
+            groups |= groups_in(Path(arg.split("=", 1)[1]))
         elif not arg.startswith("-") and before not in _OPTIONS_WITH_VALUES:
             overrides.append(arg)
     parser = OverridesParser.create()
@@ -124,7 +124,8 @@ def chooses_a_file(override: Override, groups: set[str]) -> bool:
     return (group in groups or "/" in group) and names_a_path(value)  # as written: lists too
 
 
-def _groups_in(folder: Path) -> set[str]:
+def groups_in(folder: Path) -> set[str]:
+    """The config groups of a config folder: its subfolders."""
     return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
 
 

@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 
-from tudui.cli.hydra import chooses_a_file
+from tudui.cli.hydra import chooses_a_file, groups_in
 from tudui.errors import ConfigError
 from tudui.folder import RunFolder
 from tudui.runs.latest import with_latest_run
@@ -42,6 +42,8 @@ def _refuse_links(run: RunFolder) -> None:
     """A run writes its files into its folder: a symbolic link planted there would send a
     write (a log, a report, a checkpoint's temporary file) to any file the link names."""
     for number, path in enumerate(run.root.rglob("*")):
+        if run.root / "wandb" in path.parents:
+            continue  # W&B's own folder, with W&B's own links (to its cache); tudui writes none
         if path.is_symlink():
             raise ConfigError(
                 f"Refused to resume: {printable(str(path))} is a symbolic link, and a resumed "
@@ -97,7 +99,7 @@ def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list
         raise ConfigError(f"Cannot read the saved overrides {saved} ({err}).") from None
     if not isinstance(lines, list):
         raise ConfigError(f"{saved} does not hold a list of overrides: not replayed.")
-    known, groups = config_keys(config_dir), {p.name for p in config_dir.iterdir() if p.is_dir()}
+    known, groups = config_keys(config_dir), groups_in(config_dir)
     kept, left_out = [], []
     for number, line in enumerate(lines, start=1):
         if isinstance(line, str) and key_of(line) in given:
@@ -123,7 +125,7 @@ def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list
 def config_keys(config_dir: Path) -> set[str]:
     """The top-level keys and config groups of tudui's config in ``config_dir``."""
     primary = yaml.safe_load((config_dir / "config.yaml").read_text()) or {}
-    groups = {p.name for p in config_dir.iterdir() if p.is_dir()}
+    groups = groups_in(config_dir)
     return (set(primary) | groups) - {"defaults", "hydra"}
 
 

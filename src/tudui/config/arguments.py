@@ -60,8 +60,17 @@ def argument_defaults(
                 continue
             default = parameter.default
             default = MISSING if default is inspect.Parameter.empty else default
-            defaults[key] = list(default) if isinstance(default, tuple) else default
+            default = list(default) if isinstance(default, tuple) else default
+            if _plain(default):  # a class or function as default: left to the code
+                defaults[key] = default
     return {key: value for key, value in defaults.items() if key not in set(provided)}
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (list, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return all(_plain(item) for item in items)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def argument_problems(

@@ -88,14 +88,14 @@ def _entry_problems(group: str, name: str, node: Any) -> list[str]:
 def _model_problems(cfg: DictConfig) -> list[str]:
 
     from tudui.callbacks.finetuning import UnfreezeBackbone
-    from tudui.classifier import ImageClassifier  # Lightning: only once a run is starting
+    from tudui.classifier import MODEL_PROVIDED, ImageClassifier  # Lightning: only now
     from tudui.models import model_builder, unknown_model
 
     values = group_values(cfg.model)
     name = values.pop("name", None)
     if unknown_model(name):
         return [f"model.name: {unknown_model(name)}"]
-    provided = {"num_classes", "model", "classes", "input_spec", "optim", "scheduler"}
+    provided = MODEL_PROVIDED
     consumers = [model_builder(name), ImageClassifier, UnfreezeBackbone]
     problems = argument_problems(consumers, values, "model", provided)
     return problems or UnfreezeBackbone.config_problems(values)
