@@ -4,6 +4,7 @@ it ends, one table of every job's overrides and results, ``summary.csv``."""
 import atexit
 import json
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,11 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.sweep_dir = Path(config.hydra.sweep.dir)
         atexit.register(self._write_if_unfinished)
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            # Ctrl-C reaches the jobs' processes too, and each stops where it can be
+            # resumed, saying so: interrupted as well, this process would end them first
+            # (joblib terminates its workers), before they saved. It ends once they have.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir, self.sweep_dir = self.sweep_dir, None
