@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
+from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 
 from tudui.cli.hydra import chooses_a_file, groups_in
@@ -26,6 +26,7 @@ from tudui.runs.resume import key_of, replayed
 from tudui.text import printable
 
 MAX_OVERRIDES_BYTES = 64 * 1024  # a run's overrides are a few lines; anything larger is not one
+MAX_RUN_ENTRIES = 100_000  # a run folder holds a few dozen files; a bound on the walk
 
 
 def find_resume_checkpoint(value: str) -> Path:
@@ -33,9 +34,6 @@ def find_resume_checkpoint(value: str) -> Path:
     path = Path(value).expanduser().resolve()
     run = RunFolder.at(path)
     return run.last_checkpoint if path.is_dir() and run.checkpoints.is_dir() else path
-
-
-MAX_RUN_ENTRIES = 100_000  # a run folder holds a few dozen files; a bound on the walk
 
 
 def _refuse_links(run: RunFolder) -> None:
@@ -63,14 +61,18 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float))
 
 
-def _refusal(line: Any, known: set[str], groups: set[str]) -> str | None:
-    """Why a saved override refuses the resume, or ``None``."""
+def _parsed(line: Any, known: set[str], groups: set[str]) -> tuple[Override | None, str | None]:
+    """A saved line as an override, and why it refuses the resume (``None``: it does not)."""
     if not isinstance(line, str):
-        return "it is not an override"
+        return None, "it is not an override"
     try:
         override = OverridesParser.create().parse_override(line)
     except HydraException:
-        return "it is not a key=value override"
+        return None, "it is not a key=value override"
+    return override, _refusal(override, known, groups)
+
+
+def _refusal(override: Override, known: set[str], groups: set[str]) -> str | None:
     parts = override.key_or_group.split(".")
     if any(part.startswith("_") for part in parts):
         return f"it sets {override.key_or_group}, a key that makes Hydra build objects"
@@ -89,7 +91,7 @@ def _refusal(line: Any, known: set[str], groups: set[str]) -> str | None:
 
 def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list[str]:
     """The overrides saved in a run's ``overrides.yaml`` that a resume replays, but for the
-    keys ``given`` now. A line :func:`_refusal` refuses stops the resume; lines that are not
+    keys ``given`` now. A line :func:`_parsed` refuses stops the resume; lines that are not
     :func:`replayed` are left out and named on stderr."""
     if saved.stat().st_size > MAX_OVERRIDES_BYTES:
         raise ConfigError(f"{saved} is larger than a run's saved overrides can be: not replayed.")
@@ -104,14 +106,13 @@ def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list
     for number, line in enumerate(lines, start=1):
         if isinstance(line, str) and key_of(line) in given:
             continue  # replaced by what is given now, whatever the saved line says
-        why = _refusal(line, known, groups)
-        if why:
+        override, why = _parsed(line, known, groups)
+        if why or override is None:
             raise ConfigError(
                 f"Refused to resume: {saved}, line {number} ({str(line)[:80]!r}): {why}. A run "
                 "folder may only hold plain key=value overrides; remove that line, or give "
                 "what you meant on the command line."
             )
-        override = OverridesParser.create().parse_override(line)
         (kept if replayed(override, groups) else left_out).append(line)
     if left_out:
         print(
