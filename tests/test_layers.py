@@ -16,7 +16,7 @@ LAYERS = {
     "core": [
         "tudui.classifier", "tudui.data", "tudui.models", "tudui.optim", "tudui.callbacks",
         "tudui.tune", "tudui.pictures", "tudui.input_spec",
-        "tudui.checkpoints", "tudui.callback_states", "tudui.trained", "tudui.exported",
+        "tudui.checkpoints", "tudui.trained", "tudui.exported",
         "tudui.export", "tudui.predict",
     ],
     "base helpers": [

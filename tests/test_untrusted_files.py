@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from tudui.callback_states import restored_callback_states
+from tudui.callbacks.restored_states import restored_callback_states
 from tudui.folder import RunFolder
 
 from .helpers import REPO, make_class_folders, run_entry

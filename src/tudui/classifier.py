@@ -1,21 +1,19 @@
 """The one LightningModule: wraps any registered model for image classification."""
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from tudui.callback_states import restored_callback_states
 from tudui.config.types import Fraction
+from tudui.machine import runs_channels_last
 from tudui.models import create_model
-from tudui.optim import build_optimizer, build_scheduler
+from tudui.models.heads import frozen
+from tudui.optim import build_optimizer, build_scheduler, steps_per_epoch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # The arguments of a model's builder and of ImageClassifier that the code passes itself:
@@ -44,11 +42,9 @@ class ImageClassifier(L.LightningModule):
         input_spec: the input the model was trained on (``InputSpec.to_dict()``).
         optim: ``{"name": "sgd" | "adam" | "adamw", **optimizer arguments}``.
         scheduler: ``{"name": ..., "interval": "epoch" | "step", **arguments}`` or ``None``.
-        loss: :class:`Loss`'s arguments (``{"label_smoothing": 0.1}``); ``None``: plain
-            cross-entropy.
-        channels_last: run the model in channels-last memory layout; ``None``: when
-            training on a CPU, where oneDNN's convolutions are faster that way.
+        channels_last: run the model channels-last; ``None``: on a CPU (``runs_channels_last``).
         compile: ``torch.compile`` the model (slower start, faster steps on some devices).
+        loss: :class:`Loss`'s arguments; ``None``: plain cross-entropy.
     """
 
     def __init__(
@@ -88,9 +84,8 @@ class ImageClassifier(L.LightningModule):
 
     def train(self, mode: bool = True) -> "ImageClassifier":
         super().train(mode)
-        # The BatchNorm layers of a frozen backbone keep their (ImageNet) statistics.
-        for module in self.model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and _frozen(module):
+        for module in self.model.modules():  # a frozen backbone keeps its ImageNet statistics
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and frozen(module, False):
                 module.eval()
         return self
 
@@ -116,14 +111,6 @@ class ImageClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, labels, label_smoothing=self.loss.label_smoothing)
         # Logged and checked by the TrainingSteps callback, when the host reads the device.
         return {"loss": loss, "predictions": logits.detach().argmax(dim=1), "labels": labels}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Before any callback restores its state, whatever the strategy reads the file with:
-        # a state naming files outside the checkpoint's folder must not reach ModelCheckpoint.
-        if self._trainer is None or self.trainer.ckpt_path is None:
-            return  # load_from_checkpoint: no callbacks to restore
-        states, path = checkpoint.get("callbacks"), Path(str(self.trainer.ckpt_path))
-        checkpoint["callbacks"] = restored_callback_states(states, path)
 
     def _eval_step(self, batch: Batch, stage: str) -> torch.Tensor:
         images, labels = batch
@@ -157,24 +144,7 @@ class ImageClassifier(L.LightningModule):
         optimizer = build_optimizer(self.hparams.optim, trainable)
         if not self.hparams.scheduler:
             return optimizer
-        schedule = build_scheduler(self.hparams.scheduler, optimizer, self._steps_per_epoch)
-        self._lr_each_step = schedule["interval"] == "step"
+        schedule = build_scheduler(
+            self.hparams.scheduler, optimizer, lambda: steps_per_epoch(self.trainer)
+        )
         return {"optimizer": optimizer, "lr_scheduler": schedule}
-
-    def _steps_per_epoch(self) -> int:
-        """Optimizer steps in an epoch (batches, less with gradient accumulation)."""
-        epochs = max(1, self.trainer.max_epochs)
-        return math.ceil(self.trainer.estimated_stepping_batches / epochs)
-
-
-def runs_channels_last(wanted: bool | None, accelerator: Any) -> bool:
-    """Whether the model runs channels-last on ``accelerator``: as ``wanted``, or for
-    ``None``, on a CPU, where oneDNN's convolutions are faster that way. The run hands the
-    same answer to the data (``ImageDataModule.channels_last``), whose batches then come in
-    that layout."""
-    return isinstance(accelerator, CPUAccelerator) if wanted is None else wanted
-
-
-def _frozen(module: nn.Module) -> bool:
-    parameters = list(module.parameters(recurse=False))
-    return bool(parameters) and not any(p.requires_grad for p in parameters)

@@ -14,11 +14,12 @@ from tudui.checkpoints import (
     read_tudui_checkpoint,
     without_pretrained_download,
 )
-from tudui.classifier import ImageClassifier, runs_channels_last
+from tudui.classifier import ImageClassifier
 from tudui.data.base import setup_datamodule
 from tudui.errors import ConfigError
 from tudui.folder import RunFolder
 from tudui.input_spec import InputSpec
+from tudui.machine import runs_channels_last
 from tudui.runs.check import validate
 from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.trainer import build_trainer

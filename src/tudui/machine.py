@@ -1,6 +1,10 @@
-"""What this machine gives a run, whatever runs it: its usable CPU cores."""
+"""What this machine gives a run, whatever runs it: its usable CPU cores, the memory
+layout its convolutions are fastest in."""
 
 import os
+from typing import Any
+
+from lightning.pytorch.accelerators import CPUAccelerator
 
 
 def usable_cores() -> int:
@@ -9,3 +13,11 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def runs_channels_last(wanted: bool | None, accelerator: Any) -> bool:
+    """Whether a model runs channels-last on ``accelerator``: as ``wanted``, or for ``None``,
+    on a CPU, where oneDNN's convolutions are faster that way. The run hands the same answer
+    to the model and the data (``ImageDataModule.channels_last``), whose batches then come
+    in that layout."""
+    return isinstance(accelerator, CPUAccelerator) if wanted is None else wanted

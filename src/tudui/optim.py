@@ -6,10 +6,12 @@ and ``ImageClassifier.configure_optimizers`` builds from. Defaults are torch's o
 YAML files in ``conf/optim`` and ``conf/scheduler`` set tudui's choices.
 """
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
+import lightning as L
 import torch
 
 from tudui.config.types import (
@@ -154,3 +156,9 @@ def build_scheduler(
     args = dict(args)
     schedule = lookup(SCHEDULERS, "scheduler", args.pop("name", None))(**args)
     return schedule.build(optimizer, steps_per_epoch)
+
+
+def steps_per_epoch(trainer: L.Trainer) -> int:
+    """Optimizer steps in an epoch of ``trainer``'s run (batches, less with gradient
+    accumulation): what a schedule stepped each batch spans an epoch by."""
+    return math.ceil(trainer.estimated_stepping_batches / max(1, trainer.max_epochs))

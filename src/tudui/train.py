@@ -12,10 +12,11 @@ from omegaconf import DictConfig
 
 from tudui.callbacks.finetuning import FINETUNE_OPTIONS
 from tudui.checkpoints import without_pretrained_download
-from tudui.classifier import ImageClassifier, runs_channels_last
+from tudui.classifier import ImageClassifier
 from tudui.config.build import plain
 from tudui.data.base import setup_datamodule
 from tudui.folder import RunFolder
+from tudui.machine import runs_channels_last
 from tudui.models import input_spec
 from tudui.runs import console
 from tudui.runs.check import validate

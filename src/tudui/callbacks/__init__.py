@@ -10,6 +10,8 @@ pictures, the test report, EMA) with the guarantees it adds itself.
 - :mod:`~tudui.callbacks.ema`: an average of the weights (``callbacks=ema``)
 - :mod:`~tudui.callbacks.finetuning`: a frozen backbone that learns from a given epoch on
   (``model.unfreeze_at_epoch``)
+- :mod:`~tudui.callbacks.restored_states`: which callback states a resume gives back
+  (always installed)
 
 The callbacks that keep a run safe (interrupts, RNG states, metrics.csv, the progress bar)
 are run control: :mod:`tudui.runs`.
@@ -19,11 +21,13 @@ from tudui.callbacks.ema import EMAWeightAveraging
 from tudui.callbacks.finetuning import UnfreezeBackbone
 from tudui.callbacks.pictures import LogTrainingBatchImages, ValidationPredictions
 from tudui.callbacks.report import TestReport
+from tudui.callbacks.restored_states import RestoredStates
 from tudui.callbacks.steps import TrainingSteps
 
 __all__ = [
     "EMAWeightAveraging",
     "LogTrainingBatchImages",
+    "RestoredStates",
     "TestReport",
     "TrainingSteps",
     "UnfreezeBackbone",

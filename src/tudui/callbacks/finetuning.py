@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 
 from tudui.config.types import PositiveFloat, PositiveInt
+from tudui.models.heads import frozen
 
 # The model.* keys that are UnfreezeBackbone's arguments, not the model builder's.
 FINETUNE_OPTIONS = ("unfreeze_at_epoch", "backbone_lr_ratio")
@@ -50,15 +51,10 @@ class UnfreezeBackbone(BaseFinetuning):
     ) -> None:
         if self.unfreeze_at_epoch is None or epoch != self.unfreeze_at_epoch - 1:
             return
-        frozen = [m for m in pl_module.model.children() if _frozen(m)]
+        backbone = [m for m in pl_module.model.children() if frozen(m)]
         lr = optimizer.param_groups[0]["lr"] * self.backbone_lr_ratio
-        self.unfreeze_and_add_param_group(frozen, optimizer, lr=lr, train_bn=True)
+        self.unfreeze_and_add_param_group(backbone, optimizer, lr=lr, train_bn=True)
         for config in pl_module.trainer.lr_scheduler_configs:  # the new group is scheduled too
             schedule: Any = config.scheduler
             if hasattr(schedule, "base_lrs"):
                 schedule.base_lrs.append(lr)
-
-
-def _frozen(module: torch.nn.Module) -> bool:
-    parameters = list(module.parameters())
-    return bool(parameters) and not any(p.requires_grad for p in parameters)

@@ -38,7 +38,7 @@ class ImageDataModule(L.LightningDataModule):
         self.input_spec = model_input.override(input_size, mean, std)
         self.classes: list[str] = []
         # The layout batches reach the model in, handed by the run once the device is known
-        # (tudui.classifier.runs_channels_last): the model's own, so it converts none.
+        # (tudui.machine.runs_channels_last): the model's own, so it converts none.
         self.channels_last = False
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None

@@ -70,3 +70,9 @@ def freeze_all_but(model: nn.Module, head: str) -> None:
     """Only the parameters of the top-level module ``head`` keep learning."""
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name.startswith(f"{head}."))
+
+
+def frozen(module: nn.Module, recurse: bool = True) -> bool:
+    """Whether ``module`` has parameters and none of them learns."""
+    parameters = list(module.parameters(recurse=recurse))
+    return bool(parameters) and not any(p.requires_grad for p in parameters)

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from torchmetrics import Metric
 
-from tudui.callbacks import TrainingSteps, UnfreezeBackbone
+from tudui.callbacks import RestoredStates, TrainingSteps, UnfreezeBackbone
 from tudui.callbacks.finetuning import FINETUNE_OPTIONS
 from tudui.config.arguments import argument_problems
 from tudui.config.build import build
@@ -98,7 +98,7 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     the config chooses, the fine-tuning ``model.unfreeze_at_epoch`` asks for, and what the
     README guarantees, installed in code, not left to YAML: the training steps' checks,
     ``last.ckpt`` after every epoch, checkpoints written whole, saving on an interrupt, RNG
-    states for exact resume."""
+    states for exact resume, no callback state from a checkpoint that names outside files."""
     run = interrupts.run
     chosen = [build(node, f"callbacks.{name}") for name, node in _entries(cfg, "callbacks")]
     model = cfg.get("model") or {}  # eval.py has none: its model comes from the checkpoint
@@ -116,6 +116,7 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     )
     # TrainingSteps first: it logs what the others (the progress bar) read after a batch.
     callbacks = [TrainingSteps(), *chosen, last, interrupts, RestoreRNG(), EpochMetrics(run)]
+    callbacks.append(RestoredStates())
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(ProgressBar())
     if cfg.trainer.get("enable_model_summary", True):

@@ -5,6 +5,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+
 from tudui.text import printable
 
 log = logging.getLogger(__name__)
@@ -15,6 +17,19 @@ RESTORED_CALLBACKS = (
     "ModelCheckpoint", "EarlyStopping", "EMAWeightAveraging", "UnfreezeBackbone",
     "SaveOnInterrupt", "RestoreRNG",
 )  # fmt: skip
+
+
+class RestoredStates(L.Callback):
+    """Filters the checkpoint's callback states with :func:`restored_callback_states`.
+
+    Lightning calls every callback's ``on_load_checkpoint`` before any callback loads its
+    state, whatever strategy read the file, so this one's place in the list is no matter."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        path = Path(str(trainer.ckpt_path))
+        checkpoint["callbacks"] = restored_callback_states(checkpoint.get("callbacks"), path)
 
 
 def restored_callback_states(states: Any, path: Path) -> dict[str, Any]:
