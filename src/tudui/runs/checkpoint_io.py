@@ -55,7 +55,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         """Lightning's read of the checkpoint a run resumes from: tudui's own checked read
         (``weights_only``, one-line errors). Which callback states it restores,
-        :meth:`~tudui.classifier.ImageClassifier.on_load_checkpoint` decides."""
+        :class:`~tudui.callbacks.RestoredStates` decides."""
         return load_file(Path(path))
 
 

@@ -114,9 +114,10 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     last = ModelCheckpoint(
         dirpath=run.checkpoints, filename=run.last_checkpoint.stem, enable_version_counter=False
     )
-    # TrainingSteps first: it logs what the others (the progress bar) read after a batch.
-    callbacks = [TrainingSteps(), *chosen, last, interrupts, RestoreRNG(), EpochMetrics(run)]
-    callbacks.append(RestoredStates())
+    # RestoredStates first: no other callback's hook sees a state it leaves out.
+    # TrainingSteps next: it logs what the others (the progress bar) read after a batch.
+    callbacks = [RestoredStates(), TrainingSteps(), *chosen, last, interrupts, RestoreRNG()]
+    callbacks.append(EpochMetrics(run))
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(ProgressBar())
     if cfg.trainer.get("enable_model_summary", True):
