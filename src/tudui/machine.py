@@ -4,8 +4,6 @@ layout its convolutions are fastest in."""
 import os
 from typing import Any
 
-from lightning.pytorch.accelerators import CPUAccelerator
-
 
 def usable_cores() -> int:
     """The cores this process may run on (a container's or ``taskset``'s share), where the
@@ -20,4 +18,7 @@ def runs_channels_last(wanted: bool | None, accelerator: Any) -> bool:
     on a CPU, where oneDNN's convolutions are faster that way. The run hands the same answer
     to the model and the data (``ImageDataModule.channels_last``), whose batches then come
     in that layout."""
+    # Imported here: the entry points read usable_cores before torch, to stay quick.
+    from lightning.pytorch.accelerators import CPUAccelerator
+
     return isinstance(accelerator, CPUAccelerator) if wanted is None else wanted
