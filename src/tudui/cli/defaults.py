@@ -30,6 +30,8 @@ def code_defaults() -> dict[str, dict[str, Any]]:
     import tudui.data.cifar10  # noqa: F401 - each data source registers its class by import
     import tudui.data.digits  # noqa: F401
     import tudui.data.image_folder  # noqa: F401
+    import tudui.data.prepared  # noqa: F401
+    from tudui.prepare import prepare
 
     nodes = {}
     for cls in _data_modules():
@@ -43,6 +45,7 @@ def code_defaults() -> dict[str, dict[str, Any]]:
         if "freeze_features" in argument_defaults(consumers):  # a backbone to unfreeze
             consumers.append(UnfreezeBackbone)
         nodes[f"model/{name}"] = {"name": name, **argument_defaults(consumers, MODEL_PROVIDED)}
+    nodes["prepare"] = argument_defaults([prepare], {"datamodule"})  # prepare.py's own keys
     return nodes
 
 

@@ -1,6 +1,7 @@
 """The contract every data source keeps: classes, three splits, three loaders, and images
 prepared for the model's declared input (its :class:`~tudui.input_spec.InputSpec`)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -53,6 +54,12 @@ class ImageDataModule(L.LightningDataModule):
 
     def loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         raise NotImplementedError
+
+    def split_images(self) -> dict[str, Sequence[tuple[str, int, Any]]]:
+        """What ``prepare.py`` copies: each split's ``(name, label, image)``, the image a
+        file path or an (H, W, 3) uint8 array; no ``test`` where the validation images are
+        the test set. Called instead of ``setup()``."""
+        raise DataError(f"{type(self).__name__} cannot be prepared: it has no image files.")
 
     def on_cuda(self) -> bool:
         """Whether batches go to a CUDA GPU: loaders then pin their memory, so the copy to

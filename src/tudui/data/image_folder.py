@@ -143,9 +143,10 @@ class ImageFolderDataModule(ImageDataModule):
         kept = [(path, index[label]) for path, label in samples if path in readable]
         return ImageFiles(kept, [readable[path] for path, _ in kept], transform)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:  # fit, validate and test share one load
-            return
+    def sample_splits(self) -> dict[str, list[Sample]]:
+        """Each split's ``(path, class name)`` pairs, found and held out without decoding
+        anything; sets ``classes``. ``test`` is absent when the validation images are the
+        test set too."""
         splits = self._find_splits()
         self.classes = sorted({label for _, label in splits["train"]})
         if len(self.classes) < 2:
@@ -156,6 +157,20 @@ class ImageFolderDataModule(ImageDataModule):
         self._check_labels(splits)
         if "val" not in splits:
             splits["train"], splits["val"] = self._hold_out(splits["train"])
+        return splits
+
+    def split_images(self) -> dict[str, list[tuple[str, int, Path]]]:
+        splits = self.sample_splits()
+        index = {name: i for i, name in enumerate(self.classes)}
+        return {
+            split: [(str(path), index[label], path) for path, label in samples]
+            for split, samples in splits.items()
+        }
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # fit, validate and test share one load
+            return
+        splits = self.sample_splits()
         if "test" not in splits:
             log.info("no %s: the validation images are the test set", self.root / "test")
             splits["test"] = splits["val"]

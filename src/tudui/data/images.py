@@ -3,9 +3,10 @@
 No torch at the top: predict.py's ONNX path reads images with this module, without it.
 """
 
+import io
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -52,7 +53,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy
 
 
-def check_size(path: Path, width: int, height: int) -> None:
+def check_size(path: str | Path, width: int, height: int) -> None:
     """Refuse, before decoding, an image that would take unbounded memory to use."""
     if width * height > Image.MAX_IMAGE_PIXELS:
         raise BadImage(
@@ -80,18 +81,27 @@ def read_rgb(path: str | Path) -> np.ndarray:
         if not path.exists():
             what = "is a link to a missing file" if path.is_symlink() else "does not exist"
         raise BadImage(f"{path}: {what}")
+    return _decoded(path, path)
+
+
+def decode_rgb(data: bytes, name: str) -> np.ndarray:
+    """:func:`read_rgb` of an image file's bytes; ``name`` says which image in errors."""
+    return _decoded(io.BytesIO(data), name)
+
+
+def _decoded(source: Path | IO[bytes], name: str | Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             # Pillow only warns below twice its limit; such images are refused just below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
         with image:
-            check_size(path, image.width, image.height)
+            check_size(name, image.width, image.height)
             ImageOps.exif_transpose(image, in_place=True)  # not in place: a copy
             return np.array(to_rgb(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         # OSError covers unidentified, truncated and unreadable files
-        raise BadImage(f"{path}: {err}") from None
+        raise BadImage(f"{name}: {err}") from None
 
 
 def read_image(path: str | Path) -> Any:

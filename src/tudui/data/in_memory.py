@@ -8,6 +8,7 @@ per batch, after the batch reached the device.
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
@@ -141,6 +142,19 @@ class InMemoryDataModule(ImageDataModule):
 
     def loader(self, dataset: InMemoryImages, shuffle: bool) -> DataLoader:
         return batch_loader(dataset, self.batch_size, shuffle=shuffle, pin_memory=self.on_cuda())
+
+    def split_images(self) -> dict[str, list[tuple[str, int, np.ndarray]]]:
+        self.setup("fit")
+        splits = {"train": self.train_set, "val": self.val_set}
+        if self.test_set is not self.val_set:
+            splits["test"] = self.test_set
+        return {
+            split: [
+                (images.name(i), int(images.labels[i]), images.picture(i).permute(1, 2, 0).numpy())
+                for i in range(len(images))
+            ]
+            for split, images in splits.items()
+        }
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, torch.Tensor):  # the model's example_input_array, already float

@@ -57,7 +57,7 @@ def group_values(node: Any) -> dict[str, Any]:
     return values
 
 
-def _target_problems(group: str, node: Any, provided: set[str]) -> list[str]:
+def target_problems(group: str, node: Any, provided: set[str]) -> list[str]:
     """Unknown keys and wrong types of a node instantiated from its ``_target_``."""
     if not isinstance(node, DictConfig) or "_target_" not in node:
         return []
@@ -82,7 +82,7 @@ def _entry_problems(group: str, name: str, node: Any) -> list[str]:
             f"entry (no _target_): choose it too ({group}=[{name},...] lists several "
             f"options of conf/{group}/), or drop it with {group}.{name}=null"
         ]
-    return _target_problems(f"{group}.{name}", node, provided=set())
+    return target_problems(f"{group}.{name}", node, provided=set())
 
 
 def _model_problems(cfg: DictConfig) -> list[str]:
@@ -137,7 +137,7 @@ def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
     values = {k: v for k, v in group_values(cfg).items() if k in top}
 
     problems = argument_problems([TopLevel], values, prefix="")
-    problems += _target_problems("data", cfg.data, provided={"model_input"})
+    problems += target_problems("data", cfg.data, provided={"model_input"})
     if "model" in cfg:  # eval.py takes the model from the checkpoint
         problems += _model_problems(cfg) + _schedule_problems(cfg)
     problems += trainer_problems(group_values(cfg.trainer))

@@ -35,6 +35,8 @@ QUIET = [
     (r"Found \d+ module\(s\) in eval mode", Warning),  # a frozen backbone's BatchNorm
     (r"Checkpoint directory .* exists and is not empty", Warning),
     (r"You're resuming from a checkpoint that ended before the epoch ended", Warning),
+    # data=prepared: LitData gives each worker its own chunks, so the length holds.
+    (r"Your `IterableDataset` has `__len__` defined", Warning),
 ]
 
 
