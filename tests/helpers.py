@@ -1,11 +1,13 @@
 """Test helpers: tiny datasets in the real on-disk formats, and the scripts run as a user would."""
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -203,3 +205,18 @@ class SendSignal(L.Callback):
 
     def _send(self, *args: object, **kwargs: object) -> None:
         os.kill(os.getpid(), self.signum)
+
+
+class RecordImages(L.Callback):
+    """Appends a digest of each training image to ``path`` as its batch starts, a line
+    each: which images a run trained on (``+callbacks.record._target_=tests.helpers.RecordImages
+    +callbacks.record.path=...``), with deterministic training transforms."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:  # fmt: skip
+        with open(self.path, "a") as f:
+            for image in batch[0]:
+                f.write(hashlib.sha1(image.cpu().numpy().tobytes()).hexdigest() + "\n")

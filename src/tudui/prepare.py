@@ -10,9 +10,13 @@ which the same command continues (LitData's own checkpoints).
 import io
 import json
 import logging
+import multiprocessing
 import os
 import shutil
+import signal
+import sys
 from contextlib import redirect_stdout
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,17 +24,22 @@ import numpy as np
 from PIL import Image
 
 from tudui.atomic import replaced_atomically
+from tudui.config.types import Check, PositiveInt
 from tudui.data.base import ImageDataModule
 from tudui.data.images import BadImage, read_rgb
-from tudui.data.prepared import MANIFEST, check_split, litdata, read_manifest
-from tudui.config.types import Check, PositiveInt
+from tudui.data.prepared import (
+    MANIFEST,
+    STARTED,
+    check_split,
+    litdata,
+    read_json,
+    read_manifest,
+)
 from tudui.errors import DataError
 from tudui.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
-# What a preparation still going says about itself: a rerun continues it only if the same.
-STARTED = ".tudui-preparing.json"
 JpegQuality = Annotated[int, Check(lambda v: 1 <= v <= 95, "an integer from 1 to 95")]
 # Chunks of about this size: a few reads a second per worker, small enough to shuffle well.
 CHUNK_BYTES = "64MB"
@@ -74,10 +83,10 @@ class ImageEncoder:
 
 def _source_bytes(splits: dict[str, list[tuple[str, int, Any]]]) -> int | None:
     """The size of the image files copied (``None`` for images held in memory)."""
-    paths = {source for images in splits.values() for _, _, source in images}
-    if any(not isinstance(path, Path) for path in paths):
+    sources = [source for images in splits.values() for _, _, source in images]
+    if not all(isinstance(source, Path) for source in sources):
         return None
-    return sum(path.stat().st_size for path in paths if path.is_file())
+    return sum(path.stat().st_size for path in set(sources) if path.is_file())
 
 
 def summary(manifest: dict[str, Any], output: Path) -> str:
@@ -100,48 +109,76 @@ def _bad_files(bad_folder: Path) -> list[str]:
     return sorted(found)
 
 
-def _write_split(
-    images: list[tuple[str, int, Any]], folder: Path, encoder: ImageEncoder, workers: int
+def _optimize(
+    images: list, folder: Path, encoder: ImageEncoder, workers: int, errors: Connection
 ) -> None:
     os.environ["DATA_OPTIMIZER_CACHE_FOLDER"] = str(folder.parent / ".work" / folder.name)
-    with redirect_stdout(io.StringIO()):  # LitData's chatter; its progress bar is on stderr
-        litdata().optimize(
-            fn=encoder,
-            inputs=list(range(len(images))),  # indices: LitData would copy inputs that are paths
-            output_dir=str(folder),
-            chunk_bytes=CHUNK_BYTES,
-            num_workers=max(1, min(workers, len(images))),
-            use_checkpoint=True,  # an interrupted split continues where it stopped
-            keep_data_ordered=True,
-            start_method="fork",  # spawned workers would import torch again: seconds each
-        )
+    try:
+        # LitData's progress bar (on stderr) in a terminal only, without its chatter (stdout).
+        with redirect_stdout(io.StringIO()):
+            litdata().optimize(
+                fn=encoder,
+                inputs=list(range(len(images))),  # indices: LitData copies inputs that are paths
+                output_dir=str(folder),
+                chunk_bytes=CHUNK_BYTES,
+                num_workers=max(1, min(workers, len(images))),
+                use_checkpoint=True,  # an interrupted split continues where it stopped
+                keep_data_ordered=True,
+                start_method="fork",  # spawned workers would import torch again: seconds each
+                verbose=sys.stderr.isatty(),
+            )
+    except Exception as err:
+        errors.send(str(err).strip().splitlines()[-1] if str(err).strip() else repr(err))
+        raise SystemExit(1) from None
 
 
-def _check_output(output: Path, started: dict[str, Any]) -> bool:
-    """Whether ``output`` already holds this preparation, whole; refuses a folder that
-    holds something else."""
+def _write_split(images: list, folder: Path, encoder: ImageEncoder, workers: int) -> None:
+    """``litdata.optimize`` in a child process: on Ctrl-C LitData ends its process at once
+    with status 0, and this one stays to say the preparation was interrupted (130)."""
+    context = multiprocessing.get_context("fork")
+    errors, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_optimize, args=(images, folder, encoder, workers, sender))
+    child.start()
+    try:
+        child.join()
+    except KeyboardInterrupt:
+        os.kill(child.pid, signal.SIGINT)  # LitData's handler stops its workers
+        child.join()
+        raise
+    if child.exitcode != 0:
+        why = errors.recv() if errors.poll() else f"exit status {child.exitcode}"
+        raise DataError(f"Could not prepare {folder} ({why}). Run the same command again.")
+    if not (folder / "index.json").is_file():  # LitData's worker stopped by a signal
+        raise KeyboardInterrupt
+
+
+def _check_output(output: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``output`` holds of this preparation: the manifest of it whole, what an
+    unfinished one started with, or ``None`` for a new or empty folder. A folder holding
+    anything else is refused."""
     if output.is_file():
         raise DataError(f"output={output} is a file: give a folder for the prepared copy.")
     if (output / MANIFEST).is_file():
         done = read_manifest(output)
-        if done["settings"] != started:
+        if done["settings"] != settings:
             raise DataError(
                 f"output={output} already holds a prepared copy of {done['settings']['source']} "
                 "made with other settings: choose another output folder, or delete it first."
             )
-        return True
+        return done
     if (output / STARTED).is_file():
-        before = json.loads((output / STARTED).read_text(encoding="utf-8")[:100_000] or "null")
-        if before != started:
+        started = read_json(output / STARTED, 2**20)
+        if not isinstance(started, dict) or started.get("settings") != settings:
             raise DataError(
-                f"output={output} holds an unfinished preparation of other data or settings "
-                f"({before}): choose another output folder, or delete it first."
+                f"output={output} holds an unfinished preparation of other data or settings: "
+                "choose another output folder, or delete it first."
             )
-    elif output.is_dir() and any(output.iterdir()):
+        return started
+    if output.is_dir() and any(output.iterdir()):
         raise DataError(
             f"output={output} is a folder that is not empty: give a new or empty folder."
         )
-    return False
+    return None
 
 
 def prepare(
@@ -165,7 +202,6 @@ def prepare(
     output = Path(output).expanduser().resolve()
     workers = num_workers or usable_cores()
     skip_bad_files = getattr(datamodule, "skip_bad_files", False)
-    splits = datamodule.split_images()
     settings = {
         "data": type(datamodule).__name__,
         "source": getattr(datamodule, "root", None),
@@ -173,12 +209,18 @@ def prepare(
         "quality": quality,
     }
     settings = json.loads(json.dumps(settings, default=str))
-    if _check_output(output, settings):
+    found = _check_output(output, settings)
+    if found and "format" in found:
         log.info("%s already holds this prepared copy: nothing to do", output)
-        return read_manifest(output)
-    output.mkdir(parents=True, exist_ok=True)
-    with replaced_atomically(output / STARTED) as f:
-        json.dump(settings, f)
+        return found
+    splits = datamodule.split_images()
+    if found:  # LitData continues a split only with as many workers as it started with
+        workers = found["workers"] if isinstance(found.get("workers"), int) else workers
+        log.info("continuing the preparation in %s, with %d workers as it started", output, workers)
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(output / STARTED) as f:
+            json.dump({"settings": settings, "workers": workers}, f)
     bad_folder = output / ".work" / "bad"
     bad_folder.mkdir(parents=True, exist_ok=True)
     encoder_args = (max_side, quality, bad_folder)

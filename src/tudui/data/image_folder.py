@@ -9,13 +9,12 @@ from typing import Any
 import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
-from torchvision.transforms import v2
 
 from tudui.config.types import NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveInt
-from tudui.data import transforms as presets
 from tudui.data.base import ImageDataModule
 from tudui.data.folders import Sample, class_folder_samples, label_file_samples, list_paths
 from tudui.data.image_files import ImageFiles, decode_images
+from tudui.data.transforms import per_image_transforms
 from tudui.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -75,15 +74,8 @@ class ImageFolderDataModule(ImageDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
-        self.train_transform = (
-            v2.Compose(list(train_transforms))
-            if train_transforms
-            else presets.train_transforms(self.input_spec)
-        )
-        self.eval_transform = (
-            v2.Compose(list(eval_transforms))
-            if eval_transforms
-            else presets.eval_transforms(self.input_spec)
+        self.train_transform, self.eval_transform = per_image_transforms(
+            self.input_spec, train_transforms, eval_transforms
         )
 
     # The tutorial's label-file layout swaps this for label_file_samples.

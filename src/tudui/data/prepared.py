@@ -10,24 +10,26 @@ loaders' workers with the same transforms as folder data.
 import json
 import logging
 import re
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 from tudui.config.types import NonNegativeInt, PositiveInt
-from tudui.data import transforms as presets
 from tudui.data.base import ImageDataModule
 from tudui.data.images import BadImage, decode_rgb
-from tudui.errors import DataError
+from tudui.data.transforms import per_image_transforms
+from tudui.errors import ConfigError, DataError
 from tudui.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "tudui-prepared.json"
+MANIFEST = "tudui-prepared.json"  # written last: a copy without it is not whole
+STARTED = ".tudui-preparing.json"  # what an unfinished preparation started with
 SPLITS = ("train", "val", "test")
 # What a record holds (image, label, name as UTF-8): LitData unpickles some other formats,
 # so a copy naming any other is refused before LitData opens it.
@@ -36,7 +38,8 @@ _CHUNK_NAME = re.compile(r"chunk-\d{1,6}-\d{1,9}\.bin")
 _MAX_INDEX_BYTES = 64 * 2**20  # an index.json of 100,000 chunks is about 20 MB
 
 
-def _read_json(path: Path, limit: int) -> Any:
+def read_json(path: Path, limit: int) -> Any:
+    """A JSON file of at most ``limit`` bytes; one line naming it if it is not."""
     try:
         with open(path, "rb") as f:
             text = f.read(limit + 1)
@@ -51,12 +54,13 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     """``folder``'s manifest, checked: a whole preparation, of classes with their splits."""
     path = folder / MANIFEST
     if not path.is_file():
-        started = " (its preparation did not finish: run it again)" if folder.is_dir() else ""
+        unfinished = (folder / STARTED).is_file()
+        started = " (its preparation did not finish: run it again)" if unfinished else ""
         raise DataError(
             f"data.path={folder} is not a copy made by prepare.py{started}. Make one with: "
             f"python prepare.py data=... output={folder}"
         )
-    manifest = _read_json(path, 2**20)
+    manifest = read_json(path, 2**20)
     ok = (
         isinstance(manifest, dict)
         and manifest.get("format") == 1
@@ -85,7 +89,7 @@ def check_split(folder: Path) -> int:
     """The number of records in a split. Its ``index.json`` must name plain chunk files of
     (bytes, int, bytes) records, neither compressed nor encrypted: nothing LitData would
     unpickle or look for elsewhere."""
-    index = _read_json(folder / "index.json", _MAX_INDEX_BYTES)
+    index = read_json(folder / "index.json", _MAX_INDEX_BYTES)
     config = index.get("config") if isinstance(index, dict) else None
     chunks = index.get("chunks") if isinstance(index, dict) else None
     ok = (
@@ -107,6 +111,37 @@ def check_split(folder: Path) -> int:
     return sum(chunk["chunk_size"] for chunk in chunks)
 
 
+def remote(path: str) -> bool:
+    """Whether ``path`` names object storage (``s3://``, ``gs://``, ... or LitData's
+    ``local:``, a folder read as object storage is, through a cache)."""
+    return "://" in path or path.startswith("local:")
+
+
+@contextmanager
+def descriptions(path: str) -> Iterator[Path]:
+    """The folder of a copy's manifest and its splits' ``index.json``: ``path`` itself, or
+    for object storage a temporary folder they are fetched into, to be checked as local
+    ones are (its errors name ``path``)."""
+    if not remote(path):
+        yield Path(path)
+        return
+    from litdata.streaming.downloader import get_downloader
+
+    litdata()
+    with tempfile.TemporaryDirectory() as temporary:
+        fetch = get_downloader(path, temporary, [])
+        for name in [MANIFEST, *(f"{split}/index.json" for split in SPLITS)]:
+            Path(temporary, name).parent.mkdir(exist_ok=True)
+            try:
+                fetch.download_file(f"{path}/{name}", str(Path(temporary, name)))
+            except Exception:  # not there (a test split), unreachable: the checks say which
+                continue
+        try:
+            yield Path(temporary)
+        except DataError as err:
+            raise DataError(str(err).replace(temporary, path)) from None
+
+
 def _image(record: dict[str, Any]) -> torch.Tensor:
     try:
         name = bytes(record["name"]).decode("utf-8", "backslashreplace")
@@ -118,8 +153,12 @@ def _image(record: dict[str, Any]) -> torch.Tensor:
 def litdata() -> Any:
     """LitData, the ``stream`` extra, imported where it is used; its info lines (cache
     sizes, I/O choices) left out of the run's log."""
-    import litdata as module
-
+    try:
+        import litdata as module
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "data=prepared and prepare.py stream with LitData: pip install -e '.[stream]'"
+        ) from None
     logging.getLogger("litdata").setLevel(logging.WARNING)
     return module
 
@@ -127,8 +166,8 @@ def litdata() -> Any:
 class PreparedImages(Dataset):
     """A split's records by index (validation, test), each decoded and transformed."""
 
-    def __init__(self, folder: Path, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.records = litdata().StreamingDataset(str(folder))
+    def __init__(self, source: str, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.records = litdata().StreamingDataset(source)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -147,7 +186,7 @@ class PreparedImages(Dataset):
         return _image(self.records[index])
 
 
-def shuffled_images(folder: Path, transform: Callable, seed: int) -> Any:
+def shuffled_images(source: str, transform: Callable, seed: int) -> Any:
     """The training split as LitData streams it: chunks shuffled anew each epoch from
     ``seed``, split between ranks and workers; each record decoded and transformed."""
 
@@ -156,7 +195,7 @@ def shuffled_images(folder: Path, transform: Callable, seed: int) -> Any:
             record = super().__getitem__(index)
             return transform(_image(record)), record["label"]
 
-    return ShuffledImages(str(folder), shuffle=True, seed=seed)
+    return ShuffledImages(source, shuffle=True, seed=seed)
 
 
 class PreparedDataModule(ImageDataModule):
@@ -165,7 +204,8 @@ class PreparedDataModule(ImageDataModule):
     Args:
         path: the prepared copy (``prepare.py``'s ``output``).
         batch_size: images per batch.
-        train_transforms, eval_transforms: as for :class:`~tudui.data.image_folder.ImageFolderDataModule`.
+        train_transforms, eval_transforms: as for folders
+            (:class:`~tudui.data.image_folder.ImageFolderDataModule`).
         num_workers: processes that decode and augment; ``None``: up to 8 with CUDA, half
             the usable cores on a CPU, whose other cores train the model.
         pin_memory: ``None``: with CUDA.
@@ -184,46 +224,41 @@ class PreparedDataModule(ImageDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **kwargs)
-        remote = "://" in path
-        self.path = path.rstrip("/") if remote else str(Path(path).expanduser().resolve())
+        self.path = path.rstrip("/") if remote(path) else str(Path(path).expanduser().resolve())
         self.num_workers = num_workers
         self.pin_memory = pin_memory
-        spec = self.input_spec
-        self.train_transform = (
-            v2.Compose(list(train_transforms)) if train_transforms else presets.train_transforms(spec)
-        )
-        self.eval_transform = (
-            v2.Compose(list(eval_transforms)) if eval_transforms else presets.eval_transforms(spec)
+        self.train_transform, self.eval_transform = per_image_transforms(
+            self.input_spec, train_transforms, eval_transforms
         )
 
     def setup(self, stage: str | None = None) -> None:
         if self.val_set is not None:  # fit, validate and test share one load
             return
-        folder = Path(self.path)
-        manifest = read_manifest(folder)
-        self.classes = manifest["classes"]
-        for split in manifest["sizes"]:
-            check_split(folder / split)
+        with descriptions(self.path) as folder:
+            manifest = read_manifest(folder)
+            self.classes = manifest["classes"]
+            for split in manifest["sizes"]:
+                check_split(folder / split)
         max_side = manifest["settings"].get("max_side")
         needed = self.input_spec.resize_size or self.input_spec.size
         if isinstance(max_side, int) and needed > max_side:
             log.warning(
                 "%s holds images of at most %d px on the shorter side, and the model takes "
                 "%d: they are enlarged. Prepare with max_side=%d (or null) for this model.",
-                folder,
+                self.path,
                 max_side,
                 needed,
                 needed,
             )
         # Shuffled from the run's seed (seed_everything), so runs repeat.
         self.train_set = shuffled_images(
-            folder / "train", self.train_transform, torch.initial_seed() % 2**32
+            f"{self.path}/train", self.train_transform, torch.initial_seed() % 2**32
         )
-        self.val_set = PreparedImages(folder / "val", self.eval_transform)
+        self.val_set = PreparedImages(f"{self.path}/val", self.eval_transform)
         self.test_set = (
             self.val_set
             if manifest["test"] == "val"
-            else PreparedImages(folder / "test", self.eval_transform)
+            else PreparedImages(f"{self.path}/test", self.eval_transform)
         )
 
     def _num_workers(self) -> int:

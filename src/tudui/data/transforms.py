@@ -6,6 +6,7 @@ geometry is :func:`to_model_input`, written once: folder datasets, the in-memory
 and ``predict.py`` all finish images with it, so one image gives one set of logits.
 """
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -46,4 +47,15 @@ def eval_transforms(spec: InputSpec) -> v2.Compose:
     """A uint8 image -> floats in [0, 1] -> :func:`to_model_input`."""
     return v2.Compose(
         [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), partial(to_model_input, spec=spec)]
+    )
+
+
+def per_image_transforms(
+    spec: InputSpec, train: list[Callable] | None, evaluation: list[Callable] | None
+) -> tuple[v2.Compose, v2.Compose]:
+    """The training and evaluation pipelines of a data config: its lists of transforms, or
+    where it gives none (``None``), the defaults above for the model's input."""
+    return (
+        v2.Compose(list(train)) if train else train_transforms(spec),
+        v2.Compose(list(evaluation)) if evaluation else eval_transforms(spec),
     )
