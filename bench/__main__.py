@@ -11,7 +11,8 @@ user runs it, callbacks, logging and progress bar included; (d) its evaluation; 
 peak memory; (f) ``predict.py`` on one image, from the checkpoint and from its ONNX export, next to
 ``import torch, torchvision``; (g) both on 1,000 images; then
 tudui with each speed option; (h) folder data, loading alone (:mod:`bench.folder_data`);
-(i) a sweep of four jobs, one at a time and two side by side (:mod:`bench.sweep`).
+(i) a sweep of four jobs, one at a time and two side by side (:mod:`bench.sweep`); (j, k)
+prepared data: loading, start-up and memory (:mod:`bench.prepared_data`).
 The CIFAR-10 rows read the same synthetic CIFAR-10, written in the real
 archive's format to a fresh temporary folder (the tutorial's loop unpickles them with
 torchvision's own reader, so they are never read from a place others can write to).
@@ -35,7 +36,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
-from bench import folder_data, sweep
+from bench import folder_data, prepared_data, sweep
 from bench.model_step import model_step_row
 from bench.predict import predict_rows
 from bench.timing import WindowTimer, sync
@@ -191,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-folder", action="store_true", help="skip the folder-data rows (h)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweep rows (i)")
     parser.add_argument(
+        "--no-prepared", action="store_true", help="skip the prepared-data rows (j, k)"
+    )
+    parser.add_argument(
         "--models",
         default="resnet18,vgg16",
         help="models (registered names or torchvision architectures) whose training step at "
@@ -245,6 +249,9 @@ def measure_and_print(
         rows.append(model_step_row(model, batch=2 if args.smoke else 16))
     if not args.no_folder:
         rows += folder_data.rows(work, images=64 if args.smoke else 2000)
+    if not args.no_prepared:
+        sizes = [100, 1000] if args.smoke else [2000, 20000]
+        rows += prepared_data.rows(work, images=64 if args.smoke else 2000, sizes=sizes)
     if not args.no_sweep:
         rows += sweep.rows(data_dir, work, batches=2 if args.smoke else 300)
     if not args.no_options:

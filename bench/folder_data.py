@@ -61,11 +61,16 @@ def tudui_loader(root: Path, epochs: int) -> list[float]:
     return speeds
 
 
-def torchvision_loader(root: Path, epochs: int, workers: int = 2) -> list[float]:
-    """What a torchvision user writes: ImageFolder, the same transforms, worker processes."""
+def torchvision_loader(
+    root: Path, epochs: int, workers: int = 2, persistent: bool = False
+) -> list[float]:
+    """What a torchvision user writes: ImageFolder, the same transforms, worker processes
+    (kept between epochs if ``persistent``)."""
     transform = train_transforms(input_spec("torchvision", arch="resnet18"))
     dataset = ImageFolder(str(root / "train"), transform=transform)
-    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers)
+    loader = DataLoader(
+        dataset, batch_size=BATCH, shuffle=True, num_workers=workers, persistent_workers=persistent
+    )
     return [images_per_second(loader, time.perf_counter()) for _ in range(epochs)]
 
 

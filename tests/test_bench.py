@@ -28,6 +28,13 @@ ROWS = [
     "h. tudui / ImageFolder",
     "i. sweep of 4 jobs (2 batches each), joblib n_jobs=1",
     "i. sweep of 4 jobs (2 batches each), joblib n_jobs=2",
+    "j. 64 JPEGs 500x375 -> 224, data=prepared",
+    "j. 64 JPEGs 500x375 -> 224, ImageFolder",
+    "j. prepared / ImageFolder, each epoch",
+    "j. on disk: prepared copy",
+    "k. start-up, 1000 JPEGs 160x120, data=prepared",
+    "k. start-up, 1000 JPEGs 160x120, data=image_folder",
+    "k. prepared start-up 1000 / 100 images",
     "resnet18: one training step",
     "vgg16: one training step",
 ]

@@ -17,7 +17,7 @@ LAYERS = {
         "tudui.classifier", "tudui.data", "tudui.models", "tudui.optim", "tudui.callbacks",
         "tudui.tune", "tudui.pictures", "tudui.input_spec",
         "tudui.checkpoints", "tudui.trained", "tudui.exported",
-        "tudui.export", "tudui.predict",
+        "tudui.export", "tudui.predict", "tudui.prepare",
     ],
     "base helpers": [
         "tudui.errors", "tudui.config", "tudui.folder", "tudui.lightning_private",

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tudui.config.types import NonNegativeInt, PositiveInt
 from tudui.data.base import ImageDataModule
 from tudui.data.images import BadImage, decode_rgb
-from tudui.data.transforms import per_image_transforms
+from tudui.data.transforms import per_image_transforms, to_floats
 from tudui.errors import ConfigError, DataError
 from tudui.machine import usable_cores
 
@@ -143,9 +143,11 @@ def descriptions(path: str) -> Iterator[Path]:
 
 
 def _image(record: dict[str, Any]) -> torch.Tensor:
+    """A record's image as (3, H, W) uint8, a view of Pillow's (H, W, 3) pixels: the
+    channels-last layout the training crops are fastest on."""
+    name = bytes(record["name"]).decode("utf-8", "backslashreplace")
     try:
-        name = bytes(record["name"]).decode("utf-8", "backslashreplace")
-        return torch.from_numpy(decode_rgb(record["image"], name)).permute(2, 0, 1)
+        return torch.from_numpy(decode_rgb(bytes(record["image"]), name)).permute(2, 0, 1)
     except BadImage as err:
         raise DataError(f"The prepared copy is damaged ({err}): prepare it again.") from None
 
@@ -227,8 +229,10 @@ class PreparedDataModule(ImageDataModule):
         self.path = path.rstrip("/") if remote(path) else str(Path(path).expanduser().resolve())
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        # The default training crops stay uint8 in the workers, a quarter of the bytes
+        # to pass between processes; on_after_batch_transfer finishes them on the device.
         self.train_transform, self.eval_transform = per_image_transforms(
-            self.input_spec, train_transforms, eval_transforms
+            self.input_spec, train_transforms, eval_transforms, finished=False
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -260,6 +264,12 @@ class PreparedDataModule(ImageDataModule):
             if manifest["test"] == "val"
             else PreparedImages(f"{self.path}/test", self.eval_transform)
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, torch.Tensor) or batch[0].dtype != torch.uint8:
+            return batch  # the model's example input; batches the transforms finished
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return to_floats(batch[0], self.input_spec, layout), batch[1]
 
     def _num_workers(self) -> int:
         if self.num_workers is not None:
