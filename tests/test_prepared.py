@@ -4,7 +4,10 @@ with the same classes, splits and reports as the folder it came from."""
 import csv
 import hashlib
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -12,16 +15,18 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
+from tudui.data.chunk_writer import shrunk
 from tudui.data.image_folder import ImageFolderDataModule
 from tudui.data.prepared import PreparedDataModule
+from tudui.errors import DataError
 from tudui.input_spec import InputSpec
-from tudui.prepare import prepare, shrunk
+from tudui.prepare import prepare
 
 from .helpers import (
+    REPO,
     make_class_folders,
     run_entry,
     run_script,
-    start_script,
     write_fake_cifar10,
     write_image,
 )
@@ -93,6 +98,7 @@ def test_train_and_eval_stream_it_and_leave_it_unchanged(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in output.rglob("*")} == files  # read only
 
 
+@pytest.mark.slow
 def test_cifar10_is_prepared_from_its_batches(tmp_path):
     data = write_fake_cifar10(tmp_path / "data", per_batch=4, test=6)
     output = tmp_path / "prepared"
@@ -148,43 +154,81 @@ def test_bad_options_get_one_line(tmp_path, args, says):
     assert not (tmp_path / "out").exists() and (tmp_path / "full" / "mine.txt").exists()
 
 
-def test_a_copy_that_would_make_litdata_unpickle_is_refused(tmp_path):
-    _, output = prepared(tmp_path, per_class=3, num_workers=1)
-    index = output / "train" / "index.json"
+def _tampered(output, split, change):
+    index = output / split / "index.json"
     content = json.loads(index.read_text())
-    content["config"]["data_format"] = ["pickle", "int", "bytes"]
+    change(content)
     index.write_text(json.dumps(content))
+
+
+def _set(key, value):
+    return lambda content: content["config"].__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda out: _tampered(out, "train", _set("data_format", ["pickle", "int", "bytes"])),
+        lambda out: _tampered(out, "val", _set("compression", "zstd")),
+        lambda out: _tampered(out, "val", _set("item_loader", "TokensLoader")),
+        lambda out: _tampered(out, "val", lambda c: c.__setitem__("format", "mds")),
+        lambda out: _tampered(out, "train", lambda c: c["chunks"][0].update(filename="../x.bin")),
+        # a chunk LitData would inflate as zstd (its first number is then not the count)
+        lambda out: (out / "val" / "chunk-0-0.bin").write_bytes(b"LDFZ01\0\0" + b"\0" * 64),
+        lambda out: (out / "train" / "chunk-0-0.bin").unlink(),
+        # a test split the manifest names but whose index.json it does not list as checked
+        lambda out: (out / "tudui-prepared.json").write_text(
+            (out / "tudui-prepared.json").read_text().replace('"test": "val"', '"test": "test"')
+        ),
+    ],
+    ids=["pickle", "zstd", "loader", "mds", "path", "chunk", "missing", "manifest"],
+)
+def test_a_copy_that_would_make_litdata_unpickle_or_inflate_is_refused(tmp_path, tamper):
+    _, output = prepared(tmp_path, per_class=3, num_workers=1)
+    tamper(output)
     copy = PreparedDataModule(path=str(output), model_input=SPEC)
-    with pytest.raises(Exception, match="does not describe chunks of image records"):
+    with pytest.raises(DataError, match="prepare the copy again"):
         copy.setup("fit")
-    content["config"]["data_format"] = ["bytes", "int", "bytes"]
-    content["chunks"][0]["filename"] = "../../elsewhere.bin"
-    index.write_text(json.dumps(content))
-    with pytest.raises(Exception, match="does not describe chunks of image records"):
-        PreparedDataModule(path=str(output), model_input=SPEC).setup("fit")
+
+
+def test_a_folder_that_is_not_a_copy_is_named_before_any_run_folder(tmp_path):
     missing = run_entry("train.py", *TINY, "data=prepared", f"data.path={tmp_path}",
                         f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     assert missing.returncode == 1 and "not a copy made by prepare.py" in missing.stderr
     assert not (tmp_path / "run").exists()
 
 
+def test_a_copy_of_another_split_or_setting_is_not_continued_or_kept(tmp_path):
+    data, output = prepared(tmp_path, per_class=5, num_workers=1)
+    for change in ("data.val_ratio=0.4", "max_side=64"):
+        again = run_entry("prepare.py", f"data.root={data}", f"output={output}", change)
+        assert again.returncode == 1 and "other data, splits or settings" in again.stderr
+    same = run_entry("prepare.py", f"data.root={data}", f"output={output}", "num_workers=1")
+    assert same.returncode == 0 and "nothing to do" in same.stderr + same.stdout
+
+
+@pytest.mark.slow
 def test_interrupted_preparation_continues_and_keeps_each_image_once(tmp_path):
     root = tmp_path / "images" / "train"
     for i in range(400):
         write_image(root / ("ants", "bees")[i % 2] / f"{i}.png", size=(96, 64), seed=i)
     output = tmp_path / "prepared"
-    process = start_script("prepare.py", f"data.root={root.parent}", f"output={output}",
-                           "num_workers=1")  # fmt: skip
+    args = [sys.executable, str(REPO / "prepare.py"), f"data.root={root.parent}",
+            f"output={output}", "num_workers=1"]  # fmt: skip
+    # In its own process group, which Ctrl-C in a terminal signals whole.
+    process = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
     deadline = time.time() + 120
     while not list(output.glob("train/*.bin")) + list(output.glob(".work/train/*.bin")):
         assert process.poll() is None and time.time() < deadline, process.communicate()
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
-    assert not (output / "tudui-prepared.json").exists()
+    assert "Traceback" not in stderr and not (output / "tudui-prepared.json").exists()
     again = run_script("prepare.py", f"data.root={root.parent}", f"output={output}")
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "continuing the preparation" in again.stderr  # the same 1 worker, not the cores
     copy = PreparedDataModule(path=str(output), model_input=SPEC)
     copy.setup("fit")
     names = [copy.val_set.name(i) for i in range(len(copy.val_set))]
@@ -235,6 +279,7 @@ FIXED_TRANSFORMS = (
 )
 
 
+@pytest.mark.slow
 def test_training_resumed_mid_epoch_trains_on_the_rest_of_its_images_once(tmp_path):
     _, output = prepared(tmp_path, per_class=10, num_workers=1)  # 16 training images
     run, seen = tmp_path / "run", tmp_path / "seen.txt"

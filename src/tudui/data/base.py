@@ -58,7 +58,7 @@ class ImageDataModule(L.LightningDataModule):
     def split_images(self) -> dict[str, Sequence[tuple[str, int, Any]]]:
         """What ``prepare.py`` copies: each split's ``(name, label, image)``, the image a
         file path or an (H, W, 3) uint8 array; no ``test`` where the validation images are
-        the test set. Called instead of ``setup()``."""
+        the test set. Only ``prepare.py`` asks, instead of building loaders."""
         raise DataError(f"{type(self).__name__} cannot be prepared: it has no image files.")
 
     def on_cuda(self) -> bool:
