@@ -62,6 +62,7 @@ def test_prepared_copy_keeps_the_folders_classes_and_split(tmp_path):
     splits = folder.sample_splits()
     copy = PreparedDataModule(path=str(output), model_input=SPEC)
     copy.setup("fit")
+    copy.val_dataloader()  # the splits open with the loaders
     assert copy.classes == folder.classes == ["ants", "bees"]
     val = sorted(copy.val_set.name(i) for i in range(len(copy.val_set)))
     assert val == sorted(str(path) for path, _ in splits["val"])
@@ -107,6 +108,7 @@ def test_cifar10_is_prepared_from_its_batches(tmp_path):
     assert made.returncode == 0, made.stderr[-2000:]
     copy = PreparedDataModule(path=str(output), model_input=SPEC)
     copy.setup("fit")
+    copy.test_dataloader()
     assert len(copy.classes) == 10
     assert (len(copy.train_set), len(copy.val_set), len(copy.test_set)) == (16, 4, 6)
     assert copy.test_set.picture(0).shape == (3, 32, 32)
@@ -231,6 +233,7 @@ def test_interrupted_preparation_continues_and_keeps_each_image_once(tmp_path):
     assert "continuing the preparation" in again.stderr  # the same 1 worker, not the cores
     copy = PreparedDataModule(path=str(output), model_input=SPEC)
     copy.setup("fit")
+    copy.val_dataloader()
     names = [copy.val_set.name(i) for i in range(len(copy.val_set))]
     assert len(names) == len(set(names)) == 80
     assert len(copy.train_set) == 320
@@ -254,7 +257,7 @@ def test_loader_resumed_mid_epoch_sees_the_rest_of_the_epoch_once(tmp_path, work
                                   batch_size=4, train_transforms=[v2.Identity()])  # fmt: skip
         torch.manual_seed(7)
         copy.setup("fit")
-        return copy.loader(copy.train_set, shuffle=True)
+        return copy.train_dataloader()
 
     whole = _image_ids(loader())
     first = loader()
@@ -302,3 +305,17 @@ def test_training_resumed_mid_epoch_trains_on_the_rest_of_its_images_once(tmp_pa
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     images = seen.read_text().split()
     assert len(images) == len(set(images)) == 16  # 4 before the signal, the other 12 after
+
+
+@pytest.mark.slow
+def test_ddp_processes_train_on_disjoint_shares_of_the_images(tmp_path):
+    _, output = prepared(tmp_path, per_class=10, num_workers=2)  # 16 training images
+    seen = tmp_path / "seen.txt"
+    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    record = ["+callbacks.record._target_=tests.helpers.RecordImages",
+              f"+callbacks.record.path={seen}", FIXED_TRANSFORMS]  # fmt: skip
+    result = run_script("train.py", *TINY, *ddp, "data=prepared", f"data.path={output}",
+                        *record, f"hydra.run.dir={tmp_path / 'run'}", timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    images = seen.read_text().split()  # both processes, one epoch
+    assert len(images) == len(set(images)) == 16

@@ -55,6 +55,10 @@ class ImageDataModule(L.LightningDataModule):
     def loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         raise NotImplementedError
 
+    def split_sizes(self) -> list[int]:
+        """How many images the train, validation and test splits hold, once set up."""
+        return [len(split) for split in (self.train_set, self.val_set, self.test_set)]
+
     def split_images(self) -> dict[str, Sequence[tuple[str, int, Any]]]:
         """What ``prepare.py`` copies: each split's ``(name, label, image)``, the image a
         file path or an (H, W, 3) uint8 array; no ``test`` where the validation images are

@@ -54,6 +54,7 @@ class PreparedDataModule(ImageDataModule):
         self.path = path.rstrip("/") if remote(path) else str(Path(path).expanduser().resolve())
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.sizes: dict[str, int] = {}  # each split's number of images, from the manifest
         # The default training crops stay uint8 in the workers, a quarter of the bytes
         # to pass between processes; on_after_batch_transfer finishes them on the device.
         self.train_transform, self.eval_transform = per_image_transforms(
@@ -61,13 +62,11 @@ class PreparedDataModule(ImageDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        if self.val_set is not None:  # fit, validate and test share one load
+        if self.classes:  # fit, validate and test share one load
             return
         litdata()  # one line if the stream extra is missing
-        from tudui.data.streams import PreparedImages, ShuffledImages
-
         with descriptions(self.path) as (_, manifest):
-            self.classes, sizes = manifest["classes"], manifest["sizes"]
+            self.classes, self.sizes = manifest["classes"], manifest["sizes"]
         max_side = manifest["settings"].get("max_side")
         needed = self.input_spec.resize_size or self.input_spec.size
         if isinstance(max_side, int) and needed > max_side:
@@ -79,18 +78,40 @@ class PreparedDataModule(ImageDataModule):
                 needed,
                 needed,
             )
+
+    def split_sizes(self) -> list[int]:
+        return [self.sizes["train"], self.sizes["val"], self.sizes.get("test", self.sizes["val"])]
+
+    def _open_splits(self) -> None:
+        """The splits' datasets, made when Lightning first asks for a loader: LitData shares
+        the data out between the DDP processes it finds when a dataset is made, and only by
+        then have they joined (``setup()`` runs before, to know the classes)."""
+        if self.train_set is not None:
+            return
+        from tudui.data.streams import PreparedImages, ShuffledImages
+
         classes = len(self.classes)
-        # Shuffled from the run's seed (seed_everything), so runs repeat.
-        seed = torch.initial_seed() % 2**32
+        seed = torch.initial_seed() % 2**32  # the run's seed: its order repeats
         self.train_set = ShuffledImages(f"{self.path}/train", classes, self.train_transform, seed)
-        self.val_set = PreparedImages(
-            f"{self.path}/val", sizes["val"], classes, self.eval_transform
+        self.val_set = self.test_set = PreparedImages(
+            f"{self.path}/val", self.sizes["val"], classes, self.eval_transform
         )
-        self.test_set = self.val_set
-        if "test" in sizes:
+        if "test" in self.sizes:
             self.test_set = PreparedImages(
-                f"{self.path}/test", sizes["test"], classes, self.eval_transform
+                f"{self.path}/test", self.sizes["test"], classes, self.eval_transform
             )
+
+    def train_dataloader(self) -> DataLoader:
+        self._open_splits()
+        return super().train_dataloader()
+
+    def val_dataloader(self) -> DataLoader:
+        self._open_splits()
+        return super().val_dataloader()
+
+    def test_dataloader(self) -> DataLoader:
+        self._open_splits()
+        return super().test_dataloader()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, torch.Tensor) or batch[0].dtype != torch.uint8:

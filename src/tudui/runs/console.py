@@ -127,7 +127,7 @@ def header(cfg: Any, classifier: L.LightningModule, datamodule: Any, trainer: L.
     parameters = list(classifier.model.parameters())
     total = sum(p.numel() for p in parameters)
     trainable = sum(p.numel() for p in parameters if p.requires_grad)
-    splits = [len(s) for s in (datamodule.train_set, datamodule.val_set, datamodule.test_set)]
+    splits = datamodule.split_sizes()
     optim, schedule = classifier.hparams.optim, classifier.hparams.scheduler
     spec = datamodule.input_spec
     device = trainer.strategy.root_device
