@@ -19,7 +19,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tudui.errors import ConfigError, exit_on_user_error
-from tudui.predict import Classifier, PredictConfig, image_paths, predict, write_predictions
+from tudui.predict import (
+    PredictConfig,
+    image_paths,
+    load_classifier,
+    predict,
+    write_predictions,
+)
 from tudui.runs.latest import with_latest_run
 from tudui.text import printable
 
@@ -40,27 +46,12 @@ def parse(argv: list[str]) -> PredictConfig:
     return cfg
 
 
-def load(cfg: PredictConfig) -> Classifier:
-    """An exported ``.onnx`` runs on ONNX Runtime, without importing torch; anything else
-    is a checkpoint (or state_dict) for PyTorch."""
-    if cfg.ckpt.endswith(".onnx"):
-        from tudui.exported import ExportedModel
-
-        if cfg.device == "cuda":
-            raise ConfigError("device=cuda is for checkpoints: an .onnx runs on the CPU here.")
-        return ExportedModel(Path(cfg.ckpt))
-    from tudui.trained import load_trained_model, pick_device
-
-    trained = load_trained_model(Path(cfg.ckpt), cfg.model, cfg.classes)
-    return trained.to(pick_device(cfg.device))
-
-
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
     cfg = parse(with_latest_run(argv, "ckpt", CONFIG_DIR))
-    classifier = load(cfg)
+    classifier = load_classifier(cfg.ckpt, cfg.device, cfg.model, cfg.classes)
     predictions = predict(classifier, image_paths(cfg.img), cfg.topk, cfg.batch_size)
     for prediction in predictions:
         print(prediction.line(), file=sys.stderr if prediction.error else sys.stdout)

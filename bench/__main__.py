@@ -11,6 +11,7 @@ user runs it, callbacks, logging and progress bar included; (d) its evaluation; 
 peak memory; (f) ``predict.py`` on one image, from the checkpoint and from its ONNX export, next to
 ``import torch, torchvision``; (g) both on 1,000 images; then
 tudui with each speed option; (h) folder data, loading alone (:mod:`bench.folder_data`);
+(l) ``serve.py``: start-up and a load test (:mod:`bench.serve`);
 (i) a sweep of four jobs, one at a time and two side by side (:mod:`bench.sweep`); (j, k)
 prepared data: loading, start-up and memory (:mod:`bench.prepared_data`).
 The CIFAR-10 rows read the same synthetic CIFAR-10, written in the real
@@ -39,6 +40,7 @@ from torchvision.datasets import CIFAR10
 from bench import folder_data, prepared_data, sweep
 from bench.model_step import model_step_row
 from bench.predict import predict_rows
+from bench.serve import serve_rows
 from bench.timing import WindowTimer, sync
 from tudui.data.cifar10 import write_cifar10_batches
 from tudui.models import TuduiCNN
@@ -243,6 +245,7 @@ def measure_and_print(
     rows.append(("d. tudui evaluation (test split)", f"{tudui['test']:8.0f} img/s"))
     rows.append(("e. tudui peak memory (RSS)", f"{tudui['peak_rss_gb']:8.2f} GB"))
     rows += predict_rows(work / "default0", work, 20 if args.smoke else 1000)
+    rows += serve_rows(work / "default0", work / "model.onnx", work, 40 if args.smoke else 2000)
     rows.append(("c/a", f"{tudui['train'] / floor:8.2f}   target >= 0.95"))
     rows.append(("c/b", f"{tudui['train'] / tutorial:8.2f}   target >= 1.15"))
     for model in filter(None, args.models.split(",")):

@@ -17,7 +17,7 @@ LAYERS = {
         "tudui.classifier", "tudui.data", "tudui.models", "tudui.optim", "tudui.callbacks",
         "tudui.tune", "tudui.pictures", "tudui.input_spec",
         "tudui.checkpoints", "tudui.trained", "tudui.exported",
-        "tudui.export", "tudui.predict", "tudui.prepare",
+        "tudui.export", "tudui.predict", "tudui.prepare", "tudui.serve",
     ],
     "base helpers": [
         "tudui.errors", "tudui.config", "tudui.folder", "tudui.lightning_private",

@@ -85,7 +85,10 @@ class ExportedModel:
         self.classes, self.input_spec, self.description = read_metadata(self.session, path)
 
     def prepare(self, path: Path) -> np.ndarray:
-        return prepare(read_rgb(path), self.input_spec)
+        return self.prepare_pixels(read_rgb(path))
+
+    def prepare_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return prepare(pixels, self.input_spec)
 
     def probabilities(self, inputs: list[np.ndarray]) -> np.ndarray:
         logits = self.session.run([OUTPUT], {INPUT: np.stack(inputs)})[0].astype(np.float64)

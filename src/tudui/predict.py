@@ -71,8 +71,28 @@ class Classifier(Protocol):
     def prepare(self, path: Path) -> Any:
         """The image file at ``path`` as the model's input; raises BadImage."""
 
+    def prepare_pixels(self, pixels: np.ndarray) -> Any:
+        """(H, W, 3) uint8 RGB pixels as the model's input."""
+
     def probabilities(self, inputs: list[Any]) -> np.ndarray:
         """(N, classes) probabilities of a batch of prepared inputs."""
+
+
+def load_classifier(
+    ckpt: str, device: str = "auto", model: str | None = None, classes: list[str] | None = None
+) -> Classifier:
+    """An exported ``.onnx`` runs on ONNX Runtime, without importing torch; anything else
+    is a checkpoint (or a state_dict, given its ``model`` and ``classes``) for PyTorch."""
+    if ckpt.endswith(".onnx"):
+        from tudui.exported import ExportedModel
+
+        if device == "cuda":
+            raise ConfigError("device=cuda is for checkpoints: an .onnx runs on the CPU here.")
+        return ExportedModel(Path(ckpt))
+    from tudui.trained import load_trained_model, pick_device
+
+    trained = load_trained_model(Path(ckpt), model, classes)
+    return trained.to(pick_device(device))
 
 
 def _batches(items: list, size: int) -> Iterator[list]:

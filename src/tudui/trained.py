@@ -32,10 +32,15 @@ class TrainedModel:
 
     def prepare(self, path: Path) -> torch.Tensor:
         """An image file through the evaluation transform the model was validated with."""
-        from tudui.data.images import read_image
+        from tudui.data.images import read_rgb
+
+        return self.prepare_pixels(read_rgb(path))
+
+    def prepare_pixels(self, pixels: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 pixels through that transform (channels-last view, no copy)."""
         from tudui.data.transforms import eval_transforms
 
-        return eval_transforms(self.input_spec)(read_image(path))
+        return eval_transforms(self.input_spec)(torch.from_numpy(pixels).permute(2, 0, 1))
 
     @torch.inference_mode()
     def probabilities(self, inputs: list[torch.Tensor]) -> np.ndarray:

@@ -101,7 +101,8 @@ def _decoded(source: Path | IO[bytes], name: str | Path) -> np.ndarray:
             return np.array(to_rgb(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         # OSError covers unidentified, truncated and unreadable files
-        raise BadImage(f"{name}: {err}") from None
+        # Pillow names an in-memory file by its repr: left out, the name says which it is.
+        raise BadImage(f"{name}: {str(err).replace(f' {source!r}', '')}") from None
 
 
 def read_image(path: str | Path) -> Any:

@@ -1,0 +1,222 @@
+"""serve.py: the API through FastAPI's test client, bad uploads, batching, the page in a
+real headless Chromium, and the server run as a user runs it (checkpoint and ONNX)."""
+
+import io
+import json
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tudui.predict import load_classifier, predict
+from tudui.serve import MAX_IMAGES, Batcher, ServeConfig, make_app
+
+from .helpers import REPO, write_image
+from .test_export import BLOCK, exported, runs  # noqa: F401 - fixtures: a trained run, its ONNX
+
+
+@pytest.fixture(scope="module")
+def run_dir(runs):  # noqa: F811
+    return runs("tudui_cnn")
+
+
+@pytest.fixture(scope="module")
+def client(run_dir):
+    classifier = load_classifier(str(run_dir), "cpu")
+    info = {"model": classifier.description, "classes": classifier.classes}
+    return TestClient(make_app(classifier, info, ServeConfig(ckpt="", max_upload_mb=1)))
+
+
+def jpeg(size=(60, 40), seed=0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def png_header_of(width: int, height: int) -> bytes:
+    """A small PNG that says it is ``width`` x ``height`` pixels: an image bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_one_image_gets_the_top_classes_predict_py_gives(client, run_dir, tmp_path):
+    (tmp_path / "a.jpg").write_bytes(jpeg())
+    expected = predict(load_classifier(str(run_dir), "cpu"), [tmp_path / "a.jpg"])[0].topk
+    answer = client.post("/predict", content=jpeg(), headers={"Content-Type": "image/jpeg"})
+    assert answer.status_code == 200, answer.text
+    got = [(p["class"], p["probability"]) for p in answer.json()["predictions"]]
+    assert [name for name, _ in got] == [name for name, _ in expected]
+    assert np.allclose([p for _, p in got], [p for _, p in expected], atol=1e-6)
+    assert answer.json()["model"] == {"name": "tudui_cnn"}
+
+
+def test_several_images_come_back_in_order(client):
+    files = [("image", (f"{i}.jpg", jpeg(seed=i), "image/jpeg")) for i in range(3)]
+    answer = client.post("/predict", files=files)
+    assert answer.status_code == 200, answer.text
+    assert [image["name"] for image in answer.json()["images"]] == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_page_health_and_info(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/info").json()["classes"] == ["ants", "bees"]
+    page = client.get("/")
+    assert page.status_code == 200 and "Drop images here" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing fetched from elsewhere
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, says",
+    [
+        (b"hello", "image/jpeg", 400, "Not an image"),
+        (jpeg()[:200], "image/jpeg", 400, "Not an image"),  # truncated
+        (png_header_of(100_000, 100_000), "image/png", 400, "decompression"),
+        (b"\0" * (2**20 + 1), "image/jpeg", 413, "over the limit of 1 MB"),
+        (jpeg(), "text/plain", 415, "not an image"),
+        (jpeg(), "", 415, "not an image"),
+        (b"--x\r\n\r\n--x--\r\n", "multipart/form-data; boundary=x", 400, "images as file"),
+    ],
+    ids=["not-image", "truncated", "bomb", "too-large", "text", "no-type", "empty-form"],
+)
+def test_bad_uploads_get_one_line_and_the_server_keeps_serving(
+    client, body, content_type, status, says
+):
+    answer = client.post("/predict", content=body, headers={"Content-Type": content_type})
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert says in error and "\n" not in error and "BytesIO" not in error
+    good = client.post("/predict", content=jpeg(), headers={"Content-Type": "image/jpeg"})
+    assert good.status_code == 200
+
+
+def test_too_many_images_in_one_request_are_refused(client):
+    files = [("image", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(MAX_IMAGES + 1)]
+    answer = client.post("/predict", files=files)
+    assert answer.status_code == 400 and f"1 to {MAX_IMAGES} images" in answer.json()["error"]
+
+
+class Recording:
+    """A classifier that records the size of each batch it is given."""
+
+    classes = ["a", "b"]
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def probabilities(self, inputs):
+        self.batches.append(len(inputs))
+        time.sleep(0.05)  # a forward pass, during which more requests arrive
+        return np.full((len(inputs), 2), 0.5)
+
+
+def test_inputs_that_arrive_together_share_a_forward_pass():
+    model = Recording()
+    batcher = Batcher(model, max_batch=8)
+    futures = [future for i in range(20) for future in batcher.submit([i])]
+    assert [f.result(timeout=10).tolist() for f in futures] == [[0.5, 0.5]] * 20
+    assert sum(model.batches) == 20 and max(model.batches) == 8 and len(model.batches) <= 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(*args: str, block_torch: bool = False) -> tuple[subprocess.Popen, str]:
+    """serve.py in the background; returns it and its address once it answers."""
+    port = free_port()
+    script = [sys.executable, "-c", BLOCK.replace("predict.py", "serve.py")] if block_torch else [
+        sys.executable, str(REPO / "serve.py")]  # fmt: skip
+    process = subprocess.Popen([*script, *args, f"port={port}"], cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    address = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process, address
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError(process.communicate())
+
+
+def get_json(url: str, body: bytes | None = None) -> dict:
+    """GET ``url``, or POST ``body`` to it as a PNG image."""
+    request = urllib.request.Request(url, body, {"Content-Type": "image/png"} if body else {})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_onnx_server_runs_without_torch_and_stops_on_a_signal(exported, signum):  # noqa: F811
+    process, address = start_server(f"ckpt={exported}", block_torch=True)
+    info = get_json(f"{address}/info")
+    assert info["classes"] == ["ants", "bees"] and len(info["checkpoint_sha256"]) == 64
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, stderr  # as a shell reports the signal
+    assert f"at {address}/" in stdout and "stopped" in stdout and not stderr
+
+
+def test_a_port_in_use_is_one_line(run_dir):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, str(REPO / "serve.py"), f"ckpt={run_dir}",
+                                 f"port={port}"], cwd=REPO, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+    assert result.returncode == 1 and f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run)")
+def test_the_page_shows_the_top_class_in_a_real_browser(run_dir, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    image = write_image(tmp_path / "ant.png", size=(64, 48))
+    process, address = start_server(f"ckpt={run_dir}")
+    try:
+        expected = get_json(f"{address}/predict", image.read_bytes())["predictions"][0]["class"]
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])  # fmt: skip
+            page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            page.goto(address)
+            page.wait_for_function("document.getElementById('about').textContent.includes('px')")
+            assert "tudui_cnn" in page.text_content("#about")
+            page.set_input_files("#files", str(image))
+            page.wait_for_selector(".row")
+            top = page.get_attribute(".row", "data-class")
+            bars = page.locator(".row").count()
+            browser.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert top == expected and bars == 2  # the API's top class, both classes as bars
