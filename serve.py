@@ -40,10 +40,10 @@ def parse(argv: list[str]) -> ServeConfig:
         raise ConfigError(f"{message}. Run python serve.py --help for the keys.") from None
     if not 0 < cfg.port < 65536:
         raise ConfigError(f"port={cfg.port} must be from 1 to 65535.")
-    if cfg.topk < 1 or not 1 <= cfg.max_batch <= 1024 or not 0 < cfg.max_upload_mb <= 1024:
+    if cfg.topk < 1 or not 1 <= cfg.max_batch <= 1024 or not 0.01 <= cfg.max_upload_mb <= 1024:
         raise ConfigError(
             f"topk={cfg.topk} must be at least 1, max_batch={cfg.max_batch} from 1 to 1024 and "
-            f"max_upload_mb={cfg.max_upload_mb} above 0 and at most 1024."
+            f"max_upload_mb={cfg.max_upload_mb} from 0.01 to 1024."
         )
     return cfg
 
@@ -70,11 +70,15 @@ def main(argv: list[str]) -> None:
         "model": classifier.description,
         "classes": classifier.classes,
         "input_spec": asdict(classifier.input_spec),
-        "checkpoint": str(classifier.path),
+        "checkpoint": classifier.path.name,  # not where it lies on the server
         "checkpoint_sha256": sha256(classifier.path),
     }
     app = make_app(classifier, info, cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning"))
+    # A stalled client holds a shutdown up to 10 s, no longer.
+    config = uvicorn.Config(
+        app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=10
+    )
+    server = uvicorn.Server(config)
     check_free(cfg.host, cfg.port)
     print(f"serving {printable(str(classifier.path))} at http://{cfg.host}:{cfg.port}/ "
           "(Ctrl-C stops it)", flush=True)  # fmt: skip

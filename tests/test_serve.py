@@ -88,18 +88,40 @@ def test_page_health_and_info(client):
     assert "http" not in page.text.replace("http-equiv", "")  # nothing fetched from elsewhere
 
 
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+FORM_TYPE = "multipart/form-data; boundary=B"
+FORM = (b'--B\r\nContent-Disposition: form-data; name="a"; filename="a.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\nnot a jpeg\r\n--B--\r\n")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "body, content_type, status, says",
     [
         (b"hello", "image/jpeg", 400, "Not an image"),
         (jpeg()[:200], "image/jpeg", 400, "Not an image"),  # truncated
         (png_header_of(100_000, 100_000), "image/png", 400, "decompression"),
+        (png_header_of(8000, 8000), "image/png", 400, "above the limit of 40000000"),
+        (EPS, "image/png", 400, "cannot identify"),  # Pillow would run Ghostscript on it
+        (FORM.replace(b"a.jpg", b"=?utf-8?q?a?= " * 8000), FORM_TYPE, 400, "cannot be read"),
+        (FORM, FORM_TYPE + "; x=" + "(" * 5000, 400, "Not an image"),
         (b"\0" * (2**20 + 1), "image/jpeg", 413, "over the limit of 1 MB"),
         (jpeg(), "text/plain", 415, "not an image"),
         (jpeg(), "", 415, "not an image"),
         (b"--x\r\n\r\n--x--\r\n", "multipart/form-data; boundary=x", 400, "images as file"),
     ],
-    ids=["not-image", "truncated", "bomb", "too-large", "text", "no-type", "empty-form"],
+    ids=[
+        "not-image",
+        "truncated",
+        "bomb",
+        "pixels",
+        "eps",
+        "long-header",
+        "nested-comment",
+        "too-large",
+        "text",
+        "no-type",
+        "empty-form",
+    ],  # fmt: skip
 )
 def test_bad_uploads_get_one_line_and_the_server_keeps_serving(
     client, body, content_type, status, says
@@ -110,6 +132,11 @@ def test_bad_uploads_get_one_line_and_the_server_keeps_serving(
     assert says in error and "\n" not in error and "BytesIO" not in error
     good = client.post("/predict", content=jpeg(), headers={"Content-Type": "image/jpeg"})
     assert good.status_code == 200
+
+
+def test_pages_that_are_not_there_answer_in_the_same_form(client):
+    assert client.get("/nothing").json() == {"error": "Not Found"}
+    assert client.get("/predict").json() == {"error": "Method Not Allowed"}
 
 
 def test_too_many_images_in_one_request_are_refused(client):

@@ -3,14 +3,13 @@
 Requests are decoded and transformed in uvicorn's thread pool, then wait for one batch
 together: :class:`Batcher` runs the model on whatever arrived within a few milliseconds
 of the first, up to ``max_batch`` images, so concurrent clients share forward passes.
-Uploads are read into memory with a size limit and decoded with the checks every image
-gets (:func:`~tudui.data.images.decode_rgb`); nothing is written to disk and no path
-from a request is opened. No torch here, for ``.onnx`` models.
+Uploads are read into memory with a size limit, forms parsed there by python-multipart,
+and images decoded with the checks every image gets (:func:`~tudui.data.images.decode_rgb`)
+and a pixel limit, as many at a time as there are cores; nothing is written to disk and no
+path from a request is opened. No torch here, for ``.onnx`` models.
 """
 
 import asyncio
-import email.parser
-import email.policy
 import queue
 import threading
 from concurrent.futures import Future
@@ -22,11 +21,18 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from tudui.data.images import BadImage, decode_rgb
+from tudui.machine import usable_cores
 from tudui.predict import Classifier
 
 MAX_IMAGES = 64  # in one request: more is a batch job for predict.py
+MAX_PIXELS = 40_000_000  # an upload's, checked before decoding: a 40-megapixel photo
+BODY_TIMEOUT = 30  # seconds an upload may send nothing
 
 
 @dataclass
@@ -84,43 +90,95 @@ class Batcher:
                 future.set_result(row)
 
 
+class _Form:
+    """A multipart/form-data body's parts, collected in memory by python-multipart's
+    streaming parser (whose header limits bound the work a part's headers can ask for)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+        self.field, self.value = b"", b""
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.begin,
+            "on_part_data": lambda data, start, end: self.parts[-1][1].extend(data[start:end]),
+            "on_header_field": self.on_field,
+            "on_header_value": self.on_value,
+            "on_header_end": self.header_end,
+        }
+
+    def begin(self) -> None:
+        if len(self.parts) == MAX_IMAGES:
+            raise RequestError(400, f"Send from 1 to {MAX_IMAGES} images as file fields.")
+        self.parts.append(({}, bytearray()))
+
+    def on_field(self, data: bytes, start: int, end: int) -> None:
+        self.field += data[start:end]
+
+    def on_value(self, data: bytes, start: int, end: int) -> None:
+        self.value += data[start:end]
+
+    def header_end(self) -> None:
+        self.parts[-1][0][self.field.strip().lower()] = self.value.strip()
+        self.field, self.value = b"", b""
+
+
+def _form_files(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    boundary = parse_options_header(content_type)[1].get(b"boundary", b"")
+    if not 0 < len(boundary) <= 70:
+        raise RequestError(400, "The multipart form has no boundary (or an over-long one).")
+    form = _Form()
+    try:
+        parser = MultipartParser(boundary, form.callbacks())
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as err:
+        raise RequestError(400, f"The multipart form cannot be read ({err}).") from None
+    files = []
+    for i, (headers, data) in enumerate(form.parts):
+        disposition = parse_options_header(headers.get(b"content-disposition", b""))[1]
+        kind = headers.get(b"content-type", b"").decode("latin-1").lower()
+        if b"filename" in disposition or kind.startswith("image/"):
+            name = disposition.get(b"filename", b"").decode("utf-8", "replace")[:255]
+            files.append((name or f"image {i + 1}", bytes(data)))
+    if not files:
+        raise RequestError(400, f"Send from 1 to {MAX_IMAGES} images as file fields.")
+    return files
+
+
 def uploaded_images(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
     """The images of a request: each file of a multipart form, or the raw body."""
     kind = content_type.split(";")[0].strip().lower()
     if kind == "multipart/form-data":
-        header = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(header + body)
-        if not message.is_multipart():
-            raise RequestError(400, "The multipart form cannot be read: send it whole.")
-        files = [
-            (part.get_filename() or f"image {i + 1}", part.get_payload(decode=True) or b"")
-            for i, part in enumerate(message.iter_parts())
-            if part.get_filename() is not None or part.get_content_maintype() == "image"
-        ]
-        if not 0 < len(files) <= MAX_IMAGES:
-            raise RequestError(400, f"Send from 1 to {MAX_IMAGES} images as file fields.")
-        return files
+        return _form_files(content_type, body)
     if kind.startswith("image/") or kind == "application/octet-stream":
         return [("image", body)]
     raise RequestError(
         415,
-        f"Content type {kind or '(none)'} is not an image: send image/*, "
+        f"Content type {kind[:100] or '(none)'} is not an image: send image/*, "
         "application/octet-stream or multipart/form-data.",
     )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, refused as soon as it passes ``limit`` bytes."""
+    """The request's body, refused as soon as it passes ``limit`` bytes, or when it stalls
+    for :data:`BODY_TIMEOUT` seconds."""
     declared = request.headers.get("content-length", "")
     too_large = RequestError(413, f"The upload is over the limit of {limit / 2**20:g} MB.")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    body, chunks = bytearray(), request.stream().__aiter__()
+    while True:
+        try:
+            body += await asyncio.wait_for(chunks.__anext__(), BODY_TIMEOUT)
+        except StopAsyncIteration:
+            return bytes(body)
+        except asyncio.TimeoutError:
+            raise RequestError(408, f"The upload stalled for {BODY_TIMEOUT} s.") from None
+        except ClientDisconnect:
+            raise RequestError(400, "The client went away before the upload ended.") from None
         if len(body) > limit:
             raise too_large
-    return bytes(body)
 
 
 def make_app(classifier: Classifier, info: dict[str, Any], cfg: ServeConfig) -> FastAPI:
@@ -130,9 +188,17 @@ def make_app(classifier: Classifier, info: dict[str, Any], cfg: ServeConfig) -> 
     limit, k = int(cfg.max_upload_mb * 2**20), min(cfg.topk, len(classifier.classes))
     page = resources.files("tudui").joinpath("serve_page.html").read_text(encoding="utf-8")
 
-    def prepared(files: list[tuple[str, bytes]]) -> list[Any]:
+    # Decoding takes memory in proportion to the pixels: as many at a time as there are cores.
+    decoding = threading.BoundedSemaphore(usable_cores())
+
+    def prepared(content_type: str, body: bytes) -> tuple[list[tuple[str, bytes]], list[Any]]:
+        files = uploaded_images(content_type, body)
         try:
-            return [classifier.prepare_pixels(decode_rgb(data, name)) for name, data in files]
+            with decoding:
+                return files, [
+                    classifier.prepare_pixels(decode_rgb(data, name, MAX_PIXELS))
+                    for name, data in files
+                ]
         except BadImage as err:
             raise RequestError(
                 400, f"Not an image tudui can read: {str(err).rstrip('.')}."
@@ -145,6 +211,10 @@ def make_app(classifier: Classifier, info: dict[str, Any], cfg: ServeConfig) -> 
     @app.exception_handler(RequestError)
     async def refused(request: Request, err: RequestError) -> JSONResponse:
         return JSONResponse({"error": str(err)}, status_code=err.status)
+
+    @app.exception_handler(HTTPException)  # no such page, method not allowed: in the same form
+    async def not_served(request: Request, err: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -161,8 +231,8 @@ def make_app(classifier: Classifier, info: dict[str, Any], cfg: ServeConfig) -> 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
         body = await read_body(request, limit)
-        files = uploaded_images(request.headers.get("content-type", ""), body)
-        inputs = await run_in_threadpool(prepared, files)
+        content_type = request.headers.get("content-type", "")
+        files, inputs = await run_in_threadpool(prepared, content_type, body)
         rows = await asyncio.gather(*map(asyncio.wrap_future, batcher.submit(inputs)))
         images = [
             {"name": name, "predictions": ranked(row)}

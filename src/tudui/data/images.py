@@ -32,6 +32,11 @@ IMAGE_EXTENSIONS = (
 MAX_ASPECT_RATIO = 30
 
 
+# The formats of IMAGE_EXTENSIONS (JPEG includes cameras' MPO). Pillow would open others by their
+# contents whatever the name says, EPS among them, which it renders with Ghostscript.
+PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "PPM", "TIFF", "WEBP")
+
+
 class BadImage(Exception):
     """A file that cannot be decoded as an image; the message names it and says why."""
 
@@ -53,13 +58,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy
 
 
-def check_size(path: str | Path, width: int, height: int) -> None:
-    """Refuse, before decoding, an image that would take unbounded memory to use."""
-    if width * height > Image.MAX_IMAGE_PIXELS:
-        raise BadImage(
-            f"{path}: {width}x{height} pixels is above Pillow's decompression-bomb limit "
-            f"of {Image.MAX_IMAGE_PIXELS}"
-        )
+def check_size(path: str | Path, width: int, height: int, max_pixels: int | None = None) -> None:
+    """Refuse, before decoding, an image that would take unbounded memory to use: more
+    pixels than ``max_pixels`` (Pillow's decompression-bomb limit if ``None``)."""
+    limit = max_pixels or Image.MAX_IMAGE_PIXELS
+    if width * height > limit:
+        which = "the limit" if max_pixels else "Pillow's decompression-bomb limit"
+        raise BadImage(f"{path}: {width}x{height} pixels is above {which} of {limit}")
     if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
         raise BadImage(
             f"{path}: {width}x{height} pixels, one side more than {MAX_ASPECT_RATIO} times "
@@ -84,25 +89,29 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return _decoded(path, path)
 
 
-def decode_rgb(data: bytes, name: str) -> np.ndarray:
+def decode_rgb(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
     """:func:`read_rgb` of an image file's bytes; ``name`` says which image in errors."""
-    return _decoded(io.BytesIO(data), name)
+    return _decoded(io.BytesIO(data), name, max_pixels)
 
 
-def _decoded(source: Path | IO[bytes], name: str | Path) -> np.ndarray:
+def _decoded(
+    source: Path | IO[bytes], name: str | Path, max_pixels: int | None = None
+) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             # Pillow only warns below twice its limit; such images are refused just below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(source)
+            image = Image.open(source, formats=PILLOW_FORMATS)
         with image:
-            check_size(name, image.width, image.height)
+            check_size(name, image.width, image.height, max_pixels)
             ImageOps.exif_transpose(image, in_place=True)  # not in place: a copy
             return np.array(to_rgb(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        # OSError covers unidentified, truncated and unreadable files
+    except Exception as err:  # a damaged file makes Pillow's plugins raise all kinds
+        if isinstance(err, BadImage):
+            raise
         # Pillow names an in-memory file by its repr: left out, the name says which it is.
-        raise BadImage(f"{name}: {str(err).replace(f' {source!r}', '')}") from None
+        reason = str(err).replace(f" {source!r}", "") or type(err).__name__
+        raise BadImage(f"{name}: {reason}") from None
 
 
 def read_image(path: str | Path) -> Any:
