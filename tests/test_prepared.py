@@ -74,10 +74,11 @@ def test_prepared_copy_keeps_the_folders_classes_and_split(tmp_path):
     assert manifest["sizes"] == {"train": 16, "val": 4} and manifest["skipped"] == []
 
 
+@pytest.mark.slow  # a longer end-to-end run: the slow set
 def test_train_and_eval_stream_it_and_leave_it_unchanged(tmp_path):
     data = folders(tmp_path / "images")
     output = tmp_path / "prepared"
-    made = run_script("prepare.py", f"data.root={data}", f"output={output}", "max_side=32")
+    made = run_entry("prepare.py", f"data.root={data}", f"output={output}", "max_side=32")
     assert made.returncode == 0, made.stderr[-2000:]
     assert f"data=prepared data.path={output}" in made.stdout
     files = {p: p.stat().st_mtime_ns for p in output.rglob("*")}
@@ -124,8 +125,8 @@ def test_unreadable_images_are_named_and_leave_no_folder(tmp_path):
     assert made.stderr.count("\n") == 1 and str(broken) in made.stderr, made.stderr
     assert "data.skip_bad_files=true" in made.stderr
     assert not output.exists()
-    skipped = run_script("prepare.py", f"data.root={data}", f"output={output}",
-                         "data.skip_bad_files=true")  # fmt: skip
+    skipped = run_entry("prepare.py", f"data.root={data}", f"output={output}",
+                        "data.skip_bad_files=true")  # fmt: skip
     assert skipped.returncode == 0, skipped.stderr[-2000:]
     manifest = json.loads((output / "tudui-prepared.json").read_text())
     assert [str(broken) in line for line in manifest["skipped"]] == [True]

@@ -43,6 +43,7 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # a longer end-to-end run: the slow set
 def test_the_fast_recipe_trains_with_a_one_cycle_lr_stepped_per_batch(tmp_path, cifar):
     run, _ = train(
         tmp_path, "experiment=cifar10_fast", f"data.data_dir={cifar}", *TINY,

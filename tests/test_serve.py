@@ -22,7 +22,7 @@ from PIL import Image
 from tudui.predict import load_classifier, predict
 from tudui.serve import MAX_IMAGES, Batcher, ServeConfig, make_app
 
-from .helpers import REPO, write_image
+from .helpers import REPO, run_entry, write_image
 from .test_export import BLOCK, exported, runs  # noqa: F401 - fixtures: a trained run, its ONNX
 
 
@@ -199,7 +199,9 @@ def get_json(url: str, body: bytes | None = None) -> dict:
         return json.loads(response.read())
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "signum", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM]
+)
 def test_the_onnx_server_runs_without_torch_and_stops_on_a_signal(exported, signum):  # noqa: F811
     process, address = start_server(f"ckpt={exported}", block_torch=True)
     info = get_json(f"{address}/info")
@@ -213,9 +215,7 @@ def test_the_onnx_server_runs_without_torch_and_stops_on_a_signal(exported, sign
 def test_a_port_in_use_is_one_line(run_dir):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, str(REPO / "serve.py"), f"ckpt={run_dir}",
-                                 f"port={port}"], cwd=REPO, capture_output=True, text=True,
-                                timeout=120)  # fmt: skip
+        result = run_entry("serve.py", f"ckpt={run_dir}", f"port={port}")
     assert result.returncode == 1 and f"Cannot listen on 127.0.0.1:{port}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

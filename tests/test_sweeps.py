@@ -31,6 +31,7 @@ def summary_rows(sweep_dir):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # a longer end-to-end run: the slow set
 def test_joblib_sweep_runs_jobs_in_parallel_and_summarizes(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")
     sweep = tmp_path / "sweep"
