@@ -73,11 +73,27 @@ def test_one_image_gets_the_top_classes_predict_py_gives(client, run_dir, tmp_pa
     assert answer.json()["model"] == {"name": "tudui_cnn"}
 
 
-def test_several_images_come_back_in_order(client):
+def test_several_images_come_back_in_order_each_with_its_own_answer(client):
+    singles = [
+        client.post("/predict", content=jpeg(seed=i), headers={"Content-Type": "image/jpeg"})
+        for i in range(3)
+    ]
     files = [("image", (f"{i}.jpg", jpeg(seed=i), "image/jpeg")) for i in range(3)]
     answer = client.post("/predict", files=files)
     assert answer.status_code == 200, answer.text
-    assert [image["name"] for image in answer.json()["images"]] == ["0.jpg", "1.jpg", "2.jpg"]
+    images = answer.json()["images"]
+    assert [image["name"] for image in images] == ["0.jpg", "1.jpg", "2.jpg"]
+    for image, single in zip(images, singles, strict=True):
+        ours, alone = image["predictions"], single.json()["predictions"]
+        assert [p["class"] for p in ours] == [p["class"] for p in alone]
+        assert np.allclose([p["probability"] for p in ours], [p["probability"] for p in alone])
+    assert len({round(image["predictions"][0]["probability"], 6) for image in images}) == 3
+
+
+def test_a_form_cut_short_is_refused(client):
+    cut = FORM.removesuffix(b"--B--\r\n")
+    answer = client.post("/predict", content=cut, headers={"Content-Type": FORM_TYPE})
+    assert answer.status_code == 400 and "cut short" in answer.json()["error"]
 
 
 def test_page_health_and_info(client):
@@ -107,7 +123,12 @@ FORM = (b'--B\r\nContent-Disposition: form-data; name="a"; filename="a.jpg"\r\n'
         (b"\0" * (2**20 + 1), "image/jpeg", 413, "over the limit of 1 MB"),
         (jpeg(), "text/plain", 415, "not an image"),
         (jpeg(), "", 415, "not an image"),
-        (b"--x\r\n\r\n--x--\r\n", "multipart/form-data; boundary=x", 400, "images as file"),
+        (
+            FORM.replace(b'; filename="a.jpg"', b"").replace(b"image/jpeg", b"text/plain"),
+            FORM_TYPE,
+            400,
+            "images as file",
+        ),  # a form of a text field only
     ],
     ids=[
         "not-image",
@@ -156,14 +177,16 @@ class Recording:
     def probabilities(self, inputs):
         self.batches.append(len(inputs))
         time.sleep(0.05)  # a forward pass, during which more requests arrive
-        return np.full((len(inputs), 2), 0.5)
+        return np.array([[i / 100, 1 - i / 100] for i in inputs])  # each input its own row
 
 
 def test_inputs_that_arrive_together_share_a_forward_pass():
     model = Recording()
     batcher = Batcher(model, max_batch=8)
     futures = [future for i in range(20) for future in batcher.submit([i])]
-    assert [f.result(timeout=10).tolist() for f in futures] == [[0.5, 0.5]] * 20
+    assert [f.result(timeout=10).tolist() for f in futures] == [
+        [i / 100, 1 - i / 100] for i in range(20)
+    ]
     assert sum(model.batches) == 20 and max(model.batches) == 8 and len(model.batches) <= 4
 
 

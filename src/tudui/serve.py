@@ -79,15 +79,21 @@ class Batcher:
                     batch.append(self.waiting.get(timeout=self.wait))
             except queue.Empty:
                 pass
-            inputs, futures = zip(*batch, strict=True)
-            try:
-                rows = self.classifier.probabilities(list(inputs))
-            except Exception as err:  # the model failed: every caller hears why
-                for future in futures:
-                    future.set_exception(err)
-                continue
-            for future, row in zip(futures, rows, strict=True):
-                future.set_result(row)
+            # A caller that went away (its request cancelled) is left out; the others'
+            # futures cannot be cancelled from here on.
+            batch = [(x, future) for x, future in batch if future.set_running_or_notify_cancel()]
+            if batch:
+                self._answer(*zip(*batch, strict=True))
+
+    def _answer(self, inputs: tuple, futures: tuple) -> None:
+        try:
+            rows = self.classifier.probabilities(list(inputs))
+        except Exception as err:  # the model failed: every caller hears why
+            for future in futures:
+                future.set_exception(err)
+            return
+        for future, row in zip(futures, rows, strict=True):
+            future.set_result(row)
 
 
 class _Form:
@@ -97,6 +103,7 @@ class _Form:
     def __init__(self) -> None:
         self.parts: list[tuple[dict[bytes, bytes], bytearray]] = []
         self.field, self.value = b"", b""
+        self.ended = False  # the closing boundary came
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -105,6 +112,7 @@ class _Form:
             "on_header_field": self.on_field,
             "on_header_value": self.on_value,
             "on_header_end": self.header_end,
+            "on_end": lambda: setattr(self, "ended", True),
         }
 
     def begin(self) -> None:
@@ -134,6 +142,8 @@ def _form_files(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
         parser.finalize()
     except MultipartParseError as err:
         raise RequestError(400, f"The multipart form cannot be read ({err}).") from None
+    if not form.ended:
+        raise RequestError(400, "The multipart form was cut short: send it whole.")
     files = []
     for i, (headers, data) in enumerate(form.parts):
         disposition = parse_options_header(headers.get(b"content-disposition", b""))[1]
@@ -233,7 +243,10 @@ def make_app(classifier: Classifier, info: dict[str, Any], cfg: ServeConfig) -> 
         body = await read_body(request, limit)
         content_type = request.headers.get("content-type", "")
         files, inputs = await run_in_threadpool(prepared, content_type, body)
-        rows = await asyncio.gather(*map(asyncio.wrap_future, batcher.submit(inputs)))
+        try:
+            rows = await asyncio.gather(*map(asyncio.wrap_future, batcher.submit(inputs)))
+        except Exception as err:
+            raise RequestError(500, f"The model failed on this request ({err}).") from None
         images = [
             {"name": name, "predictions": ranked(row)}
             for (name, _), row in zip(files, rows, strict=True)

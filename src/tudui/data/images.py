@@ -106,9 +106,9 @@ def _decoded(
             check_size(name, image.width, image.height, max_pixels)
             ImageOps.exif_transpose(image, in_place=True)  # not in place: a copy
             return np.array(to_rgb(image))
+    except (BadImage, MemoryError, RecursionError):
+        raise  # ours, or the machine's: not the file's
     except Exception as err:  # a damaged file makes Pillow's plugins raise all kinds
-        if isinstance(err, BadImage):
-            raise
         # Pillow names an in-memory file by its repr: left out, the name says which it is.
         reason = str(err).replace(f" {source!r}", "") or type(err).__name__
         raise BadImage(f"{name}: {reason}") from None
