@@ -14,10 +14,7 @@ and for a plain state_dict .pth: model and classes. Exits 1 if any image could n
 import sys
 from pathlib import Path
 
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
+from tudui.config.arguments import command_line_keys
 from tudui.errors import ConfigError, exit_on_user_error
 from tudui.predict import (
     PredictConfig,
@@ -27,18 +24,12 @@ from tudui.predict import (
     write_predictions,
 )
 from tudui.runs.latest import with_latest_run
-from tudui.text import printable
 
 CONFIG_DIR = Path(__file__).parent / "conf"  # where train.py puts runs, for ckpt=latest
 
 
 def parse(argv: list[str]) -> PredictConfig:
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), OmegaConf.from_dotlist(argv))
-        cfg = OmegaConf.to_object(cfg)
-    except (OmegaConfBaseException, yaml.YAMLError) as err:  # YAML: a control character
-        message = printable(str(err).splitlines()[0])
-        raise ConfigError(f"{message}. Run python predict.py --help for the keys.") from None
+    cfg = command_line_keys(PredictConfig, argv, "predict.py")
     if cfg.topk < 1 or cfg.batch_size < 1:
         raise ConfigError(f"topk={cfg.topk} and batch_size={cfg.batch_size} must be at least 1.")
     if cfg.output and Path(cfg.output).suffix not in (".csv", ".json"):

@@ -19,10 +19,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
+from tudui.config.arguments import command_line_keys
 from tudui.errors import ConfigError, exit_on_user_error
 from tudui.runs.latest import with_latest_run
 from tudui.serve import ServeConfig, make_app
@@ -32,12 +29,7 @@ CONFIG_DIR = Path(__file__).parent / "conf"  # where train.py puts runs, for ckp
 
 
 def parse(argv: list[str]) -> ServeConfig:
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(ServeConfig), OmegaConf.from_dotlist(argv))
-        cfg = OmegaConf.to_object(cfg)
-    except (OmegaConfBaseException, yaml.YAMLError) as err:
-        message = printable(str(err).splitlines()[0])
-        raise ConfigError(f"{message}. Run python serve.py --help for the keys.") from None
+    cfg = command_line_keys(ServeConfig, argv, "serve.py")
     if not 0 < cfg.port < 65536:
         raise ConfigError(f"port={cfg.port} must be from 1 to 65535.")
     if cfg.topk < 1 or not 1 <= cfg.max_batch <= 1024 or not 0.01 <= cfg.max_upload_mb <= 1024:

@@ -6,7 +6,7 @@ import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tudui.config.types import mismatch
 
@@ -130,3 +130,25 @@ def _unknown(key: str, accepted: set[str], prefix: str, consumers: list[Callable
         f"{_full(prefix, key)} is not an argument of {names} ({hint}it takes "
         f"{', '.join(sorted(accepted))})"
     )
+
+
+Schema = TypeVar("Schema")
+
+
+def command_line_keys(schema: type[Schema], argv: list[str], script: str) -> Schema:
+    """``key=value`` arguments read into the dataclass ``schema``, for the entry points
+    without Hydra (predict.py, serve.py); what cannot be read is one line."""
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from tudui.errors import ConfigError
+    from tudui.text import printable
+
+    try:
+        return OmegaConf.to_object(
+            OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(argv))
+        )
+    except (OmegaConfBaseException, yaml.YAMLError) as err:  # YAML: a control character
+        message = printable(str(err).splitlines()[0])
+        raise ConfigError(f"{message}. Run python {script} --help for the keys.") from None
