@@ -171,6 +171,7 @@ def test_train_evaluate_and_predict_with_a_torchvision_model(images, tmp_path):
     assert len(predicted.stdout.strip().splitlines()) == 6
 
 
+@pytest.mark.slow  # a longer end-to-end run: the slow set
 def test_fine_tuning_keeps_the_frozen_backbone_then_unfreezes_it(images, tmp_path):
     def run(name, *overrides):
         result = run_entry(

@@ -139,6 +139,7 @@ def test_debug_presets(tmp_path, cifar):
     assert "run_training_batch" in report
 
 
+@pytest.mark.slow  # a longer end-to-end run: the slow set
 def test_overfitting_a_few_batches_drives_the_loss_down(tmp_path, cifar):
     run = tmp_path / "run"
     train(tmp_path, cifar, "debug=overfit", "optim=adam", "trainer.max_epochs=60", run_dir=run)

@@ -87,7 +87,11 @@ def test_resume_after_an_epoch_equals_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "signum", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM]
+    "signum",
+    [
+        pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+        pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+    ],  # fmt: skip
 )
 def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     data = write_fake_cifar10(tmp_path / "data", per_batch=200)  # ~60 steps an epoch
@@ -235,7 +239,7 @@ def test_file_size_limit_mid_run_is_a_clear_error(tmp_path, first_file_over, ove
     "schedule",
     [
         [],
-        ["scheduler=cosine", "scheduler.T_max=2"],
+        pytest.param(["scheduler=cosine", "scheduler.T_max=2"], marks=pytest.mark.slow),
         ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"],
         ["scheduler=step", "scheduler.step_size=3", "scheduler.interval=step"],
     ],

@@ -130,6 +130,7 @@ def test_ddp_inside_a_sweep_is_refused(tmp_path):
     assert not list(sweep.glob("*/checkpoints"))
 
 
+@pytest.mark.slow  # a longer end-to-end run: the slow set
 def test_a_folder_in_use_is_refused(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")
     run_dir = tmp_path / "run"
