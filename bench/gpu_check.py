@@ -31,7 +31,7 @@ from bench.__main__ import write_cifar
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
+def run(args: list[str], timeout: float | None, **env: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **env},
@@ -57,19 +57,24 @@ class Check:
         if dry_run:
             self.train.append("trainer.limit_train_batches=5")
 
+    def run(self, args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
+        """``args`` run within ``timeout`` seconds on the GPU machine, whose time is counted;
+        a dry run on a CPU, busy or not, has no limit but its caller's (the test's)."""
+        return run(args, None if self.dry_run else timeout, **env)
+
     def benchmark(self) -> str:
         if self.dry_run:
             args = ["--smoke", "--no-options", "--models", "", "--no-folder", "--no-sweep"]
         else:
             args = ["--device", "cuda", "--no-folder", "--no-sweep"]
-        table = run(["-m", "bench", *args], timeout=360).stdout
+        table = self.run(["-m", "bench", *args], timeout=360).stdout
         print(table, flush=True)
         ratio = next((line for line in table.splitlines() if line.startswith("c/b")), "")
         return " ".join(ratio.split()[:2]) or "table printed above"
 
     def auto_picks_the_gpu(self) -> str:
         run_dir = self.work / "auto"
-        result = run([*self.train, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], 180)
+        result = self.run([*self.train, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], 180)
         if f"{self.device} x 1" not in result.stdout and f"{self.device} (" not in result.stdout:
             raise RuntimeError(f"trained on another device than {self.device}:\n{result.stdout}")
         return f"trained on {self.device}"
@@ -78,11 +83,11 @@ class Check:
         common = [*self.train, "trainer.deterministic=true"]
         whole, halves = self.work / "whole", self.work / "halves"
         env = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}  # what deterministic cuBLAS requires
-        run([*common, "trainer.max_epochs=2", f"hydra.run.dir={whole}"], 180, **env)
-        run([*common, "trainer.max_epochs=1", f"hydra.run.dir={halves}"], 180, **env)
+        self.run([*common, "trainer.max_epochs=2", f"hydra.run.dir={whole}"], 180, **env)
+        self.run([*common, "trainer.max_epochs=1", f"hydra.run.dir={halves}"], 180, **env)
         last = halves / "checkpoints" / "last.ckpt"
         resume = ["train.py", f"ckpt={last}", f"data.data_dir={self.data}"]
-        run([*resume, "trainer.max_epochs=2"], 180, **env)
+        self.run([*resume, "trainer.max_epochs=2"], 180, **env)
         a, b = (
             torch.load(path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
             for path in (whole, halves)
@@ -94,7 +99,7 @@ class Check:
 
     def resnet18_bf16(self) -> str:
         steps, batch = (2, 8) if self.dry_run else (10, 32)
-        run(
+        self.run(
             [*self.train, "model=resnet18", "trainer.precision=bf16-mixed",
              "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}",
              "trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
@@ -110,7 +115,7 @@ class Check:
         for i in range(8):
             pixels = rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(images / f"{i}.jpg")
-        result = run(
+        result = self.run(
             ["predict.py", f"ckpt={self.work / 'auto'}", f"img={images}", f"device={self.device}"],
             timeout=120,
         )
@@ -120,7 +125,9 @@ class Check:
         return f"8 images on {self.device}"
 
     def gpu_tests(self) -> str:
-        result = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gpu.py"], 240)
+        result = self.run(
+            ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gpu.py"], 240
+        )
         summary = result.stdout.strip().splitlines()[-1]
         if "skipped" in summary and not self.dry_run:
             raise RuntimeError(f"the GPU tests did not run: {summary}")

@@ -15,6 +15,10 @@ import numpy as np
 from tudui.data.cifar10 import write_cifar10_batches
 
 REPO = Path(__file__).resolve().parents[1]
+# Seconds a test waits for a process, a file or a server before it calls it hung. Generous:
+# the suite passes on a machine several times slower than an idle one (two busy processes
+# beside it on two cores); no test measures speed, the benchmark does (bench/).
+PATIENCE = 900
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -54,7 +58,7 @@ ON_FAKE_CIFAR = [
 ]
 
 
-def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 300):
+def run_script(script: str, *args: str, env: dict | None = None, timeout: int = PATIENCE):
     """Run ``script`` (train.py, predict.py) from the repo as a user would; return the result."""
     return subprocess.run(
         [sys.executable, str(REPO / script), *args],
@@ -66,10 +70,22 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: int = 
     )
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = PATIENCE) -> None:
     """Until ``path`` exists, ``process`` ends or ``timeout`` seconds pass."""
     deadline = time.time() + timeout
     while not path.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+
+
+def wait_for_library(name: str, process: subprocess.Popen) -> None:
+    """Until ``process`` has loaded a shared library whose file name contains ``name``."""
+    deadline = time.time() + PATIENCE
+    while process.poll() is None and time.time() < deadline:
+        try:
+            if name in Path(f"/proc/{process.pid}/maps").read_text():
+                return
+        except OSError:  # it ended meanwhile
+            return
         time.sleep(0.01)
 
 

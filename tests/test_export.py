@@ -17,7 +17,15 @@ from tudui.predict import columns, predict
 from tudui.train import train
 from tudui.trained import load_trained_model
 
-from .helpers import IMAGE_KINDS, REPO, compose_config, make_class_folders, run_entry, write_image
+from .helpers import (
+    IMAGE_KINDS,
+    PATIENCE,
+    REPO,
+    compose_config,
+    make_class_folders,
+    run_entry,
+    write_image,
+)
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -216,7 +224,7 @@ def test_predict_on_onnx_without_torch(exported, photos, tmp_path):
     output = tmp_path / "preds.csv"
     result = subprocess.run(
         [sys.executable, "-c", BLOCK, f"ckpt={exported}", f"img={photos}", f"output={output}"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, capture_output=True, text=True, timeout=PATIENCE,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip().splitlines()) == len(IMAGE_KINDS) + 2

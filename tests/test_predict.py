@@ -18,6 +18,7 @@ from tudui.trained import load_trained_model
 
 from .helpers import (
     IMAGE_KINDS,
+    PATIENCE,
     REPO,
     compose_config,
     make_class_folders,
@@ -199,7 +200,7 @@ def test_light_import_path_and_no_output_folder(run_dir, images, tmp_path):
     result = subprocess.run(
         [sys.executable, "-X", "importtime", str(REPO / "predict.py"), f"ckpt={run_dir}",
          f"img={images / 'kind0_RGB.jpg'}"],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        cwd=cwd, capture_output=True, text=True, timeout=PATIENCE,
     )  # fmt: skip
     assert result.returncode == 0
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}

@@ -23,6 +23,7 @@ from tudui.input_spec import InputSpec
 from tudui.prepare import prepare
 
 from .helpers import (
+    PATIENCE,
     REPO,
     make_class_folders,
     run_entry,
@@ -221,12 +222,12 @@ def test_interrupted_preparation_continues_and_keeps_each_image_once(tmp_path):
     # In its own process group, which Ctrl-C in a terminal signals whole.
     process = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # fmt: skip
-    deadline = time.time() + 120
+    deadline = time.time() + PATIENCE
     while not list(output.glob("train/*.bin")) + list(output.glob(".work/train/*.bin")):
         assert process.poll() is None and time.time() < deadline, process.communicate()
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=PATIENCE)
     assert process.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr and not (output / "tudui-prepared.json").exists()
     again = run_script("prepare.py", f"data.root={root.parent}", f"output={output}")
@@ -316,7 +317,7 @@ def test_ddp_processes_train_on_disjoint_shares_of_the_images(tmp_path):
     record = ["+callbacks.record._target_=tests.helpers.RecordImages",
               f"+callbacks.record.path={seen}", FIXED_TRANSFORMS]  # fmt: skip
     result = run_script("train.py", *TINY, *ddp, "data=prepared", f"data.path={output}",
-                        *record, f"hydra.run.dir={tmp_path / 'run'}", timeout=240)  # fmt: skip
+                        *record, f"hydra.run.dir={tmp_path / 'run'}", timeout=PATIENCE)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     images = seen.read_text().split()  # both processes, one epoch
     assert len(images) == len(set(images)) == 16

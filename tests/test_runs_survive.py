@@ -22,6 +22,7 @@ from tudui.train import train
 
 from .helpers import (
     ON_FAKE_CIFAR,
+    PATIENCE,
     REPO,
     compose_config,
     run_entry,
@@ -102,9 +103,9 @@ def test_signal_mid_epoch_saves_a_checkpoint_to_resume_from(tmp_path, signum):
     )  # fmt: skip
     last = run_dir / "checkpoints" / "last.ckpt"
     wait_for(last, process)
-    time.sleep(0.3)  # into the next epoch
+    # Sent after an epoch's checkpoint: the run stops after the next batch, mid-epoch.
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=PATIENCE)
     assert process.returncode == 128 + signum, stderr[-2000:]
     assert f"{signal.Signals(signum).name}: training stopped at epoch" in stderr
     assert "Traceback" not in stderr
@@ -228,7 +229,7 @@ def test_file_size_limit_mid_run_is_a_clear_error(tmp_path, first_file_over, ove
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), f"data.data_dir={data}", *TINY,
          "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
+        cwd=REPO, capture_output=True, text=True, timeout=PATIENCE, preexec_fn=limit_file_size,
     )  # fmt: skip
     assert result.returncode == 1
     assert message in result.stderr and "File too large" in result.stderr

@@ -8,7 +8,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tudui.train import train
 
-from .helpers import compose_config, run_entry, run_script, start_script, write_fake_cifar10
+from .helpers import (
+    PATIENCE,
+    compose_config,
+    run_entry,
+    run_script,
+    start_script,
+    write_fake_cifar10,
+)
 
 TINY = ["data.check_integrity=false", "data.val_split=20", "data.batch_size=16", "trainer=cpu"]
 TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "lr"}  # one lr card
@@ -47,6 +54,7 @@ def test_one_epoch_checkpoints_and_logs(fake_cifar, tmp_path):
         }
     tags = event_tags(run_dir)
     assert set(tags["scalars"]) >= TAGS
+    assert {"hp/best_val_acc", "hp/test_acc"} <= set(tags["scalars"])  # logged after the test
     assert {"train/batch", "test/confusion_matrix"} <= set(tags["images"])
     assert tags["graph"]
     assert (run_dir / "confusion_matrix.png").is_file()
@@ -82,7 +90,7 @@ def test_sweeps_started_together_get_their_own_folders(fake_cifar, tmp_path):
     args = ["-m", f"data.data_dir={fake_cifar}", *TINY, "trainer.max_epochs=1"]
     sweeps = [start_script("train.py", *args, cwd=tmp_path) for _ in range(2)]
     for sweep in sweeps:
-        _, stderr = sweep.communicate(timeout=300)
+        _, stderr = sweep.communicate(timeout=PATIENCE)
         assert sweep.returncode == 0, stderr[-3000:]
     folders = list((tmp_path / "outputs" / "multirun").iterdir())
     assert len(folders) == 2

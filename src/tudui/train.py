@@ -23,7 +23,7 @@ from tudui.runs.check import validate
 from tudui.runs.epochs import EpochMetrics
 from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.resume import check_fits, check_resumable, resume_from, resume_line
-from tudui.runs.trainer import build_trainer
+from tudui.runs.trainer import build_trainer, flushed_loggers
 from tudui.tune import LRFind, command_with_lr
 
 log = logging.getLogger(__name__)
@@ -68,20 +68,31 @@ def train(cfg: DictConfig) -> float | None:
             speed.get("channels_last"), trainer.accelerator
         )
         log.info("tudui run\n%s", console.header(cfg, classifier, datamodule, trainer))
-        if cfg.get("tune"):
-            return _find_lr(cfg, trainer, classifier, datamodule)
-        if resumed:
-            check_fits(classifier, resumed, resume)
-            log.info(resume_line(resume, resumed))
-        trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        checkpoint = trainer.checkpoint_callback
-        best = checkpoint.best_model_path if checkpoint is not None else ""
-        test = {"ckpt_path": best or None, "weights_only": True, "verbose": False}
-        trainer.test(classifier, datamodule=datamodule, **test)
+        with flushed_loggers(trainer):
+            if cfg.get("tune"):
+                return _find_lr(cfg, trainer, classifier, datamodule)
+            if resumed:
+                check_fits(classifier, resumed, resume)
+                log.info(resume_line(resume, resumed))
+            trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+            checkpoint = trainer.checkpoint_callback
+            best = checkpoint.best_model_path if checkpoint is not None else ""
+            test = {"ckpt_path": best or None, "weights_only": True, "verbose": False}
+            trainer.test(classifier, datamodule=datamodule, **test)
+            interrupts.phase = "after the final test, while its results were written"
+            results = _results(cfg, trainer, started)
+            if trainer.is_global_zero:
+                _record_results(cfg, classifier, trainer, results)
+    if trainer.is_global_zero:
+        log.info("done\n%s", console.footer(results, cfg, console.choice(cfg, "data")))
+    return results["best_val_acc"]
+
+
+def _results(cfg: DictConfig, trainer: L.Trainer, started: float) -> dict[str, Any]:
     epochs = next(c for c in trainer.callbacks if isinstance(c, EpochMetrics))
     best_val_acc, best_epoch = epochs.best()
     test_acc = trainer.callback_metrics.get("test/acc")
-    results = {
+    return {
         "name": cfg.name,
         "tags": list(cfg.tags),
         "best_val_acc": best_val_acc,
@@ -90,10 +101,6 @@ def train(cfg: DictConfig) -> float | None:
         "epochs": trainer.current_epoch,
         "wall_time_s": round(time.monotonic() - started, 1),
     }
-    if trainer.is_global_zero:
-        _record_results(cfg, classifier, trainer, results)
-        log.info("done\n%s", console.footer(results, cfg, console.choice(cfg, "data")))
-    return results["best_val_acc"]
 
 
 def _find_lr(
@@ -132,4 +139,3 @@ def _record_results(
         else:
             logger.log_hyperparams(hparams)
             logger.log_metrics(metrics)
-        logger.finalize("success")  # written to disk now, not when the process happens to end

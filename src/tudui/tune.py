@@ -85,11 +85,6 @@ class LRFind:
         figure.savefig(RunFolder(Path(trainer.default_root_dir)).lr_find_plot, dpi=100)
         add_figure(trainer, "tune/lr_find", figure, step=0)
         plt.close(figure)
-        # The range test's fit has ended and finalized the loggers: what is written after it
-        # goes to a new event file, flushed only every two minutes, or lost at exit, unless
-        # finalized again now.
-        for logger in trainer.loggers:
-            logger.finalize("success")
         return suggestion
 
 

@@ -1,6 +1,8 @@
 """The Lightning ``Trainer`` of a run: its config checked first, its processes kept in bounds."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import lightning as L
@@ -139,6 +141,24 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     )  # fmt: skip
     _refuse_ddp_in_sweep(trainer)
     return trainer
+
+
+@contextmanager
+def flushed_loggers(trainer: L.Trainer) -> Iterator[None]:
+    """Every logger finalized when the block ends, however it ends.
+
+    Lightning finalizes them at the end of each fit and test; what is logged after that
+    (lr_find's plot, the HPARAMS) goes to a new TensorBoard event file whose writer thread
+    flushes every two minutes and dies with the process: lost at exit, most often on a busy
+    machine, unless finalized again.
+    """
+    status = "failed"
+    try:
+        yield
+        status = "success"
+    finally:
+        for logger in trainer.loggers:
+            logger.finalize(status)
 
 
 def _entries(cfg: DictConfig, group: str) -> list[tuple[str, DictConfig]]:

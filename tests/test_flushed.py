@@ -1,0 +1,117 @@
+"""What a run promises is on disk when it ends, however it ends: read back at once, with no
+wait for a writer thread (TensorBoard's flushes every two minutes and dies with the process,
+so an unflushed event file loses its end, most often on a busy machine)."""
+
+import csv
+import errno
+import os
+import signal
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tudui.train import train
+
+from .helpers import (
+    ON_FAKE_CIFAR,
+    PATIENCE,
+    compose_config,
+    start_script,
+    wait_for,
+    write_fake_cifar10,
+)
+
+LOGGED = [*ON_FAKE_CIFAR, "logger=[tensorboard,csv]", "trainer.log_every_n_steps=1"]
+
+
+def scalars(run) -> dict[str, list[int]]:
+    """Each TensorBoard scalar of the run: the steps it was logged at, over all event files."""
+    steps: dict[str, list[int]] = {}
+    for path in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(path))
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            steps.setdefault(tag, []).extend(e.step for e in events.Scalars(tag))
+    return steps
+
+
+def images(run) -> dict[str, list[int]]:
+    """Each TensorBoard image of the run: the steps it was logged at."""
+    steps: dict[str, list[int]] = {}
+    for path in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(path), size_guidance={"images": 0})
+        events.Reload()
+        for tag in events.Tags()["images"]:
+            steps.setdefault(tag, []).extend(e.step for e in events.Images(tag))
+    return steps
+
+
+def csv_rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_signal_during_training_leaves_every_step_logged(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data", per_batch=200)  # ~60 steps an epoch
+    run = tmp_path / "run"
+    process = start_script(
+        "train.py", f"data.data_dir={data}", *LOGGED, "trainer.max_epochs=1000",
+        f"hydra.run.dir={run}",
+    )  # fmt: skip
+    wait_for(run / "checkpoints" / "last.ckpt", process)
+    process.send_signal(signal.SIGTERM)  # it stops after the next batch, mid-epoch
+    _, stderr = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    steps = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    logged = scalars(run)
+    assert sorted(logged["train/loss"]) == list(range(steps))  # the last batch's included
+    assert len(logged["val/acc"]) >= 1
+    per_step = [r for r in csv_rows(run / "csv" / "metrics.csv") if r.get("train/loss")]
+    assert len(per_step) == steps  # Lightning's CSV logger, saved at the stop
+    assert [r["epoch"] for r in csv_rows(run / "metrics.csv")][:1] == ["1"]  # tudui's
+
+
+def test_a_failure_after_training_leaves_the_training_logs(tmp_path, monkeypatch):
+    """The disk fills while the final test writes its reports: the run fails with the
+    disk's error, and what training logged is on disk, whole."""
+    data = write_fake_cifar10(tmp_path / "data", per_batch=20)
+    run = tmp_path / "run"
+    cfg = compose_config(
+        f"data.data_dir={data}", *LOGGED, "trainer.max_epochs=2", f"paths.output_dir={run}"
+    )
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("tudui.callbacks.report.write_csv", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        train(cfg)
+    logged = scalars(run)
+    steps = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert sorted(logged["train/loss"]) == list(range(steps))
+    assert (
+        sorted(logged["val/acc"]) == sorted(set(logged["val/acc"])) and len(logged["val/acc"]) == 2
+    )
+    assert len([r for r in csv_rows(run / "csv" / "metrics.csv") if r.get("val/acc")]) == 2
+    assert not (run / "metrics.json").exists()  # no results claimed for a failed run
+
+
+@pytest.mark.parametrize("tune", [False, True], ids=["trained", "lr_find"])
+def test_what_is_logged_after_the_last_stage_is_on_disk_when_train_returns(tmp_path, tune):
+    """The HPARAMS (logged after the final test) and lr_find's plot (after its range test),
+    read in the same process, before any exit could flush them."""
+    data = write_fake_cifar10(tmp_path / "data", per_batch=20)
+    run = tmp_path / "run"
+    tuning = ["tune=lr_find", "tune.num_training=20"] if tune else []
+    cfg = compose_config(
+        f"data.data_dir={data}", *LOGGED, "trainer.max_epochs=1", f"paths.output_dir={run}",
+        *tuning,
+    )  # fmt: skip
+    train(cfg)
+    if tune:
+        assert images(run) == {"tune/lr_find": [0]}
+    else:
+        assert {"hp/best_val_acc", "hp/test_acc"} <= set(scalars(run))
+        assert "test/confusion_matrix" in images(run)
+        assert "batch_size" in (run / "csv" / "hparams.yaml").read_text()  # the CSV logger's
