@@ -189,5 +189,5 @@ def test_a_resume_is_one_line_of_tudui(tmp_path, cifar):
     )  # fmt: skip
     out = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, out[-2000:]
-    assert f"resuming from {run / 'checkpoints' / 'last.ckpt'}: epoch 1, step" in out
+    assert f"resuming from {run / 'checkpoints' / 'last.ckpt'} after epoch 1 (step" in out
     assert "exists and is not empty" not in out and "not resumable" not in out

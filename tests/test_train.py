@@ -40,6 +40,7 @@ def test_one_epoch_checkpoints_and_logs(fake_cifar, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
     assert run_dir / "checkpoints" / "last.ckpt" in checkpoints and len(checkpoints) == 2
+    assert checkpoints[0].name.startswith("epoch001-val_acc")  # the 1st epoch, as the bar said
     for path in checkpoints:
         checkpoint = torch.load(path, weights_only=True)
         hparams = checkpoint["hyper_parameters"]

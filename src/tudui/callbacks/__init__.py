@@ -2,6 +2,8 @@
 :func:`tudui.runs.trainer.build_trainer`: those a config chooses (``conf/callbacks/``:
 pictures, the test report, EMA) with the guarantees it adds itself.
 
+- :mod:`~tudui.callbacks.checkpoint`: Lightning's ``ModelCheckpoint``, epochs in its file
+  names counted from 1
 - :mod:`~tudui.callbacks.steps`: each training step's metrics and divergence check, read
   only when the host reads the device anyway (always installed)
 - :mod:`~tudui.callbacks.pictures`: the first training batch, validation predictions
@@ -17,6 +19,7 @@ The callbacks that keep a run safe (interrupts, RNG states, metrics.csv, the pro
 are run control: :mod:`tudui.runs`.
 """
 
+from tudui.callbacks.checkpoint import ModelCheckpoint
 from tudui.callbacks.ema import EMAWeightAveraging
 from tudui.callbacks.finetuning import UnfreezeBackbone
 from tudui.callbacks.pictures import LogTrainingBatchImages, ValidationPredictions
@@ -27,6 +30,7 @@ from tudui.callbacks.steps import TrainingSteps
 __all__ = [
     "EMAWeightAveraging",
     "LogTrainingBatchImages",
+    "ModelCheckpoint",
     "RestoredStates",
     "TestReport",
     "TrainingSteps",

@@ -85,7 +85,7 @@ class TrainingSteps(L.Callback):
             "optim.lr", optim["lr"])  # fmt: skip
         raise TuduiError(
             f"The training loss is NaN or infinite from step {first_bad_step} (checked at step "
-            f"{self._step}, epoch {trainer.current_epoch}): training has diverged. The "
+            f"{self._step}, epoch {trainer.current_epoch + 1}): training has diverged. The "
             f"learning rate {key}={lr} is probably too large; try a smaller one, e.g. "
             f"{key}={lr / 10:g}. Checkpoints saved before it are kept."
         )

@@ -71,7 +71,7 @@ class SaveOnInterrupt(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._signalled(trainer):  # arrived after the last batch: the epoch is saved
-            self._stop(trainer)
+            self._stop(trainer, epoch=trainer.current_epoch)  # the last, counted from 1
         self._training = False
         self.phase = "after training, during the final test (its checkpoints are complete)"
 
@@ -83,11 +83,11 @@ class SaveOnInterrupt(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self._signalled(trainer):
             log_the_batch_in_flight(trainer)  # else the resumed curves have a hole here
-            self._stop(trainer)
+            self._stop(trainer, epoch=trainer.current_epoch + 1)
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if not trainer.sanity_checking and self._signalled(trainer):
-            self._stop(trainer)
+            self._stop(trainer, epoch=trainer.current_epoch + 1)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -103,14 +103,15 @@ class SaveOnInterrupt(L.Callback):
         # Read back by the resume, to say whether the rest of an epoch is drawn anew.
         return {"mid_epoch": self._saving_mid_epoch}
 
-    def _stop(self, trainer: L.Trainer) -> None:
+    def _stop(self, trainer: L.Trainer, epoch: int) -> None:
+        """Save and stop in ``epoch``, counted from 1 as the progress bar counts it."""
         self._training = False
         path = self.run.last_checkpoint
         self._saving_mid_epoch = True
         trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint
         name = signal.Signals(self.received or signal.SIGTERM).name
         raise TrainingInterrupted(
-            f"{name}: training stopped at epoch {trainer.current_epoch}, step "
+            f"{name}: training stopped at epoch {epoch}, step "
             f"{trainer.global_step}, and saved {path}. Resume with: {resume_command(path)}",
             self.received or signal.SIGTERM,  # another DDP process got the signal
         )

@@ -165,9 +165,15 @@ def resume_line(path: Path, checkpoint: dict[str, Any]) -> str:
     epoch, step = checkpoint.get("epoch", 0), checkpoint.get("global_step", 0)
     states = checkpoint.get("callbacks", {})
     saved_by = states.get(SaveOnInterrupt.__qualname__, {}) if isinstance(states, dict) else {}
-    rest = "; the rest of that epoch is drawn anew" if saved_by.get("mid_epoch") else ""
-
+    # Epochs counted from 1, as the progress bar and the interrupt's message count them.
+    if saved_by.get("mid_epoch"):
+        where, rest = (
+            f"in epoch {epoch + 1}, at step {step}",
+            "; the rest of that epoch is drawn anew",
+        )
+    else:
+        where, rest = f"after epoch {epoch + 1} (step {step})", ""
     return (
-        f"resuming from {path}: epoch {epoch + 1}, step {step}, in the same folder and "
-        f"TensorBoard run, weights, optimizer, schedule and random state restored{rest}"
+        f"resuming from {path} {where}, in the same folder and TensorBoard run, weights, "
+        f"optimizer, schedule and random state restored{rest}"
     )
