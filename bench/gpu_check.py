@@ -102,7 +102,7 @@ class Check:
         self.run(
             [*self.train, "model=resnet18", "trainer.precision=bf16-mixed",
              "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}",
-             "trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
+             "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
              f"data.batch_size={batch}", f"hydra.run.dir={self.work / 'resnet18'}"],
             timeout=240,
         )  # fmt: skip

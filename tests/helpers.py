@@ -215,12 +215,13 @@ class SendSignal(L.Callback):
     at an exact moment of a run, for tests (``+callbacks.signal._target_=tests.helpers.SendSignal
     +callbacks.signal.at=on_test_start``)."""
 
-    def __init__(self, at: str, signum: int = signal.SIGTERM) -> None:
-        self.signum = signum
+    def __init__(self, at: str, signum: int = signal.SIGTERM, step: int | None = None) -> None:
+        self.signum, self.step = signum, step  # step: only at that global step
         setattr(self, at, self._send)
 
-    def _send(self, *args: object, **kwargs: object) -> None:
-        os.kill(os.getpid(), self.signum)
+    def _send(self, trainer: L.Trainer, *args: object, **kwargs: object) -> None:
+        if self.step is None or trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
 
 
 class RecordImages(L.Callback):

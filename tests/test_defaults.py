@@ -8,10 +8,10 @@ from omegaconf import OmegaConf
 
 from tudui.cli.defaults import code_defaults, code_defaults_name
 
-from .helpers import REPO
+from .helpers import REPO, compose_config
 
 CONF = REPO / "conf"
-GROUPS = ("data", "optim", "scheduler", "model")
+GROUPS = ("data", "optim", "scheduler", "model", "trainer")
 FILES = sorted(p for group in GROUPS for p in (CONF / group).glob("*.yaml"))
 
 
@@ -49,3 +49,18 @@ def test_yaml_states_only_what_differs_from_the_code_and_why(path):
 
 def test_every_option_is_checked():
     assert len(FILES) == sum(len(list((CONF / g).glob("*.yaml"))) for g in GROUPS) > 15
+
+
+def test_every_trainer_argument_is_a_key_without_a_plus():
+    """trainer.limit_test_batches=2 was refused ("trainer has no key") though the README
+    says trainer.* is Lightning's Trainer: every argument of its signature is a key."""
+    import inspect
+
+    import lightning as L
+
+    from tudui.runs.trainer import BUILT_IN_CODE
+
+    cfg = compose_config("trainer.limit_test_batches=2", "trainer.max_time=00:00:05:00")
+    assert cfg.trainer.limit_test_batches == 2 and cfg.trainer.max_time == "00:00:05:00"
+    arguments = set(inspect.signature(L.Trainer).parameters) - BUILT_IN_CODE
+    assert arguments <= set(cfg.trainer)

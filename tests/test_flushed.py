@@ -5,6 +5,7 @@ so an unflushed event file loses its end, most often on a busy machine)."""
 import csv
 import errno
 import os
+import shlex
 import signal
 
 import pytest
@@ -17,8 +18,8 @@ from .helpers import (
     ON_FAKE_CIFAR,
     PATIENCE,
     compose_config,
+    run_entry,
     start_script,
-    wait_for,
     write_fake_cifar10,
 )
 
@@ -52,24 +53,34 @@ def csv_rows(path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_a_signal_during_training_leaves_every_step_logged(tmp_path):
-    data = write_fake_cifar10(tmp_path / "data", per_batch=200)  # ~60 steps an epoch
+def test_a_signal_during_training_leaves_every_step_logged_and_a_command_that_resumes(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data", per_batch=20)  # 5 steps an epoch
     run = tmp_path / "run"
+    # SIGTERM at step 7, mid-epoch 2: the callback is a + override, given again to resume.
+    signal_at_step_7 = [
+        "+callbacks.signal._target_=tests.helpers.SendSignal",
+        "+callbacks.signal.at=on_train_batch_end",
+        "+callbacks.signal.step=7",
+    ]
     process = start_script(
-        "train.py", f"data.data_dir={data}", *LOGGED, "trainer.max_epochs=1000",
+        "train.py", f"data.data_dir={data}", *LOGGED, "trainer.max_epochs=3", *signal_at_step_7,
         f"hydra.run.dir={run}",
     )  # fmt: skip
-    wait_for(run / "checkpoints" / "last.ckpt", process)
-    process.send_signal(signal.SIGTERM)  # it stops after the next batch, mid-epoch
     _, stderr = process.communicate(timeout=PATIENCE)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-    steps = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert "training stopped at epoch 2, step 7" in stderr  # as the progress bar counted
     logged = scalars(run)
-    assert sorted(logged["train/loss"]) == list(range(steps))  # the last batch's included
-    assert len(logged["val/acc"]) >= 1
+    assert sorted(logged["train/loss"]) == list(range(7))  # the last batch's included
+    assert len(logged["val/acc"]) == 1
     per_step = [r for r in csv_rows(run / "csv" / "metrics.csv") if r.get("train/loss")]
-    assert len(per_step) == steps  # Lightning's CSV logger, saved at the stop
-    assert [r["epoch"] for r in csv_rows(run / "metrics.csv")][:1] == ["1"]  # tudui's
+    assert len(per_step) == 7  # Lightning's CSV logger, saved at the stop
+    assert [r["epoch"] for r in csv_rows(run / "metrics.csv")] == ["1"]  # tudui's
+    # The resume command, pasted as printed: it continues to the end.
+    command = shlex.split(stderr.split("Resume with: ", 1)[1].splitlines()[0])
+    assert command[:2] == ["python", "train.py"]
+    resumed = run_entry(*command[1:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert [r["epoch"] for r in csv_rows(run / "metrics.csv")] == ["1", "2", "3"]
 
 
 def test_a_failure_after_training_leaves_the_training_logs(tmp_path, monkeypatch):

@@ -84,7 +84,7 @@ def train(cfg: DictConfig) -> float | None:
             if trainer.is_global_zero:
                 _record_results(cfg, classifier, trainer, results)
     if trainer.is_global_zero:
-        log.info("done\n%s", console.footer(results, cfg, console.choice(cfg, "data")))
+        log.info("done\n%s", console.footer(results, cfg))
     return results["best_val_acc"]
 
 

@@ -8,6 +8,7 @@ differs, with the reason. ``tests/test_defaults.py`` keeps the YAML from repeati
 
 from typing import Any
 
+import lightning as L
 from hydra.core.config_store import ConfigStore
 
 from tudui.callbacks.finetuning import UnfreezeBackbone
@@ -16,6 +17,7 @@ from tudui.config.arguments import argument_defaults
 from tudui.data.base import ImageDataModule
 from tudui.models import list_models, model_builder
 from tudui.optim import OPTIMIZERS, SCHEDULERS
+from tudui.runs.trainer import BUILT_IN_CODE
 
 
 def _data_modules(base: type = ImageDataModule) -> list[type]:
@@ -46,6 +48,9 @@ def code_defaults() -> dict[str, dict[str, Any]]:
             consumers.append(UnfreezeBackbone)
         nodes[f"model/{name}"] = {"name": name, **argument_defaults(consumers, MODEL_PROVIDED)}
     nodes["prepare"] = argument_defaults([prepare], {"datamodule"})  # prepare.py's own keys
+    # Every argument of Lightning's Trainer, so any is set as trainer.<key>=..., no +.
+    trainer = argument_defaults([L.Trainer], BUILT_IN_CODE)
+    nodes["trainer/Trainer"] = {"_target_": "lightning.pytorch.Trainer", **trainer}
     return nodes
 
 

@@ -187,12 +187,16 @@ class CIFAR10DataModule(InMemoryDataModule):
         return InMemoryImages(images, torch.from_numpy(labels))
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:  # fit, validate and test share one load
-            return
+        if self.train_set is not None or (stage == "test" and self.test_set is not None):
+            return  # fit, validate and test share one load
         if not self._files_ok(verify=False):  # prepare_data() verified them
             raise self._missing("prepare_data() has not put it there")
         self.classes = list(_read_pickle(self.folder / CIFAR10.meta["filename"])["label_names"])
-        train, self.test_set = self._read(CIFAR10.train_list), self._read(CIFAR10.test_list)
+        if self.test_set is None:
+            self.test_set = self._read(CIFAR10.test_list)
+        if stage == "test":  # eval.py: the training images and their split are not used
+            return
+        train = self._read(CIFAR10.train_list)
         held_out = held_out_count(self.val_split, len(train))
         if held_out == 0:
             self.train_set, self.val_set = train, self.test_set

@@ -7,6 +7,7 @@ into the progress bar.
 """
 
 import logging
+import shlex
 import threading
 import time
 import warnings
@@ -14,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import rich
 import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
-from rich.logging import RichHandler
 
 from tudui.errors import WRITE_REFUSED, cannot_write
 from tudui.lightning_private import reads_metrics_after
 from tudui.machine import usable_cores
+from tudui.runs.resume import key_of
 
 log = logging.getLogger("tudui")
 
@@ -67,18 +69,22 @@ def _writer_thread_hook(previous: Any) -> Any:
     return hook
 
 
-class ConsoleHandler(RichHandler):
-    """The terminal's log handler: lines go through rich's console, so they print above the
-    progress bar. Piped to a file or a CI log, they are plain, unwrapped lines."""
+class ConsoleHandler(logging.Handler):
+    """The terminal's log handler: ``LEVEL message`` lines through rich's console, so they
+    print above the progress bar, and never wrapped: a printed command stays one line, whole
+    when copied (the terminal folds it for the eye only). Piped to a file or a CI log, they
+    are written as they are."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(show_time=False, show_path=False, markup=False, **kwargs)
+    def __init__(self) -> None:
+        super().__init__()
+        self.console = rich.get_console()
 
     def emit(self, record: logging.LogRecord) -> None:
+        line = f"{record.levelname} {record.getMessage()}"
         if self.console.is_terminal:
-            super().emit(record)
+            self.console.print(line, soft_wrap=True, markup=False, highlight=False)
         else:
-            self.console.file.write(f"{record.levelname} {record.getMessage()}\n")
+            self.console.file.write(line + "\n")
             self.console.file.flush()
 
 
@@ -148,20 +154,33 @@ def header(cfg: Any, classifier: L.LightningModule, datamodule: Any, trainer: L.
     return "\n".join(f"  {key:<10} {value}" for key, value in rows.items())
 
 
-def footer(results: dict[str, Any], cfg: Any, data: str) -> str:
-    """The results, and the next commands with this run's paths filled in."""
+def footer(results: dict[str, Any], cfg: Any) -> str:
+    """The results, and the next commands with this run's paths and data filled in: each
+    runs as printed (a line of its own, never wrapped: see :class:`ConsoleHandler`)."""
     run = cfg.paths.output_dir
     best, epoch = results.get("best_val_acc"), results.get("best_epoch")
+    evaluate = shlex.join(["python", "eval.py", f"ckpt={run}", *data_overrides(cfg)])
     lines = [
         f"  best val/acc {best:.4f} at epoch {epoch}" if best is not None else "  no validation",
         f"  test/acc {results['test_acc']:.4f}" if results.get("test_acc") is not None else "",
         f"  wall time {results['wall_time_s']:.0f} s",
         "  next:",
-        f"    python predict.py ckpt={run} img=<image, folder or glob>",
-        f"    python eval.py ckpt={run} data={data}",
-        f"    tensorboard --logdir {_outputs(run)}",
+        f"    python predict.py {shlex.quote(f'ckpt={run}')} img=image.jpg  # or a folder, a glob",
+        f"    {evaluate}",
+        f"    tensorboard --logdir {shlex.quote(_outputs(run))}",
     ]
     return "\n".join(line for line in lines if line)
+
+
+def data_overrides(cfg: Any) -> list[str]:
+    """The data this run used, as ``eval.py`` arguments: its data option and the ``data.*``
+    overrides of its command line (a data folder, ``data.check_integrity=false``), but
+    ``data.val_split``, which only training uses."""
+    from hydra.core.hydra_config import HydraConfig
+
+    given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    data = [o for o in given if key_of(o).startswith("data.") and key_of(o) != "data.val_split"]
+    return [f"data={choice(cfg, 'data')}", *data]
 
 
 def _outputs(run: str) -> str:

@@ -120,9 +120,10 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     # TrainingSteps next: it logs what the others (the progress bar) read after a batch.
     callbacks = [RestoredStates(), TrainingSteps(), *chosen, last, interrupts, RestoreRNG()]
     callbacks.append(EpochMetrics(run))
-    if cfg.trainer.get("enable_progress_bar", True):
+    # Lightning's None: on (its default).
+    if cfg.trainer.get("enable_progress_bar") is not False:
         callbacks.append(ProgressBar())
-    if cfg.trainer.get("enable_model_summary", True):
+    if cfg.trainer.get("enable_model_summary") is not False:
         callbacks.append(model_summary_without(hidden=(Metric,)))
     # MLflow 3 sends usage telemetry to its own servers once imported: a local store stays
     # local unless the user asks (MLFLOW_DISABLE_TELEMETRY=false).
