@@ -1,15 +1,17 @@
 """The commands a run prints for the next step run as printed: pasted back, each works, and
 each is one line however narrow the terminal."""
 
+import csv
 import io
 import logging
+import re
 import shlex
 
 from rich.console import Console
 
 from tudui.runs.console import ConsoleHandler
 
-from .helpers import make_class_folders, run_entry, write_fake_cifar10
+from .helpers import ON_FAKE_CIFAR, make_class_folders, run_entry, run_script, write_fake_cifar10
 
 QUICK = ["trainer=cpu", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 
@@ -21,6 +23,11 @@ def printed(out: str, script: str) -> list[str]:
     words = shlex.split(line, comments=True)
     assert words[:2] == ["python", script], line
     return words[1:]
+
+
+def csv_rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def paste(words: list[str], cwd, *extra: str):
@@ -67,3 +74,17 @@ def test_a_printed_command_is_one_line_in_a_narrow_terminal():
                                None, None)  # fmt: skip
     handler.emit(record)
     assert f"    {command}\n" in screen.getvalue()  # whole, not cut at 40 columns
+
+
+def test_the_progress_bars_last_frame_shows_the_last_epochs_validation(tmp_path):
+    data = write_fake_cifar10(tmp_path / "data")
+    run = tmp_path / "run"
+    terminal = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "200"}  # rich's
+    result = run_script(
+        "train.py", f"data.data_dir={data}", *ON_FAKE_CIFAR, "trainer.max_epochs=2",
+        f"hydra.run.dir={run}", env=terminal,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    frames = re.findall(r"Epoch (\d)/2 .*? val/loss: ([0-9.]+)", result.stdout)
+    last = csv_rows(run / "metrics.csv")[-1]
+    assert frames[-1] == ("2", f"{float(last['val/loss']):.3f}")

@@ -113,6 +113,12 @@ class ProgressBar(RichProgressBar):
             self._drawn_at = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The epoch's validation has ended: its numbers, not the last batch's read, stay on
+        # the bar (on its last frame, the last epoch's).
+        self._shown = super().get_metrics(trainer, pl_module)
+        super().on_train_epoch_end(trainer, pl_module)
+
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         if trainer.training:  # as read after the last batch that Lightning logged
             return self._shown
