@@ -213,11 +213,22 @@ import importlib.abc, runpy, sys
 class Blocked(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {"torch", "torchvision", "lightning", "pytorch_lightning"}:
-            raise ImportError(f"{name} is blocked: the ONNX path must not need it")
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)  # as if absent
 sys.meta_path.insert(0, Blocked())
 sys.argv = ["predict.py", *sys.argv[1:]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
+
+
+def test_a_checkpoint_without_torch_is_one_line(runs, photos):
+    """The ONNX-only install given a .ckpt: what to do, not a ModuleNotFoundError."""
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK, f"ckpt={runs('tudui_cnn')}", f"img={photos}"],
+        cwd=REPO, capture_output=True, text=True, timeout=PATIENCE,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "needs PyTorch" in line and "torch is missing" in line and "export.py" in line
 
 
 def test_predict_on_onnx_without_torch(exported, photos, tmp_path):

@@ -2,6 +2,7 @@
 finder, and the pictures that show what the model gets wrong."""
 
 import csv
+import shlex
 from pathlib import Path
 
 import lightning as L
@@ -149,6 +150,13 @@ def test_lr_find_plots_suggests_and_writes_no_checkpoint(tmp_path, cifar):
     assert Image.open(run / "lr_find.png").size[0] > 100
     assert images_by_step(run)["tune/lr_find"] == [0]
     assert not list(run.rglob("*.ckpt")) and not (run / "metrics.json").exists()
+    assert "lr_find: 30 steps, lr 1e-06 to 1" in out  # the header says what runs
+    assert "Finding best initial lr" not in result.stderr  # no tqdm bar in a log
+    # The printed command, pasted (with one epoch, for the test's time), trains.
+    command = shlex.split(out.splitlines()[-1])
+    pasted = run_entry(*command[1:], "trainer.max_epochs=1", cwd=tmp_path)
+    assert pasted.returncode == 0, pasted.stderr[-2000:]
+    assert f"sgd, lr {float(suggested):g}," in pasted.stdout  # at the suggested rate
 
 
 def test_a_captioned_grid_has_a_tile_per_picture():

@@ -32,7 +32,7 @@ def test_header_and_footer_say_what_ran_and_what_next(tmp_path, cifar):
     assert re.search(r"model      tudui_cnn, 145 K parameters, 145 K trainable", out)
     assert "data       cifar10, 10 classes, 32 px: 80 / 20 / 40 images (train / val / test)" in out
     assert "optimizer  sgd, lr 0.01, scheduler none" in out
-    assert re.search(r"training   1 epochs, batch 16, cpu \(\d+ cores\) x 1, 32-true, seed 42", out)
+    assert re.search(r"training   1 epoch, batch 16, cpu \(\d+ cores\) x 1, 32-true, seed 42", out)
     assert re.search(r"best val/acc \d\.\d{4} at epoch 1", out)
     assert re.search(r"test/acc \d\.\d{4}", out) and re.search(r"wall time \d+ s", out)
     assert f"python predict.py ckpt={run} img=" in out
@@ -98,8 +98,9 @@ def test_csv_logger(tmp_path, cifar):
 
 
 @pytest.mark.slow
-def test_mlflow_logger_writes_a_local_store(tmp_path, cifar):
+def test_mlflow_logger_writes_a_local_store(tmp_path, cifar, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # set but empty: unset, as to MLflow
     train(tmp_path, cifar, "logger=mlflow", "name=tracked")
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/outputs/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("tudui").experiment_id])

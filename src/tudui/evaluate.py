@@ -49,11 +49,12 @@ def evaluate(cfg: DictConfig) -> float:
         trainer = build_trainer(cfg, interrupts)
         wanted = classifier.hparams.channels_last
         datamodule.channels_last = runs_channels_last(wanted, trainer.accelerator)
-        trainer.test(classifier, datamodule=datamodule)
+        trainer.test(classifier, datamodule=datamodule, verbose=False)  # no table: one line
     test_acc = float(trainer.callback_metrics["test/acc"])
     if trainer.is_global_zero:  # read by the sweep summary, as a training run's
         results = {"test_acc": test_acc, "checkpoint": str(path)}
         RunFolder(Path(cfg.paths.output_dir)).metrics.write_text(json.dumps(results, indent=2))
+        log.info("test/acc %.4f; the report is in %s", test_acc, cfg.paths.output_dir)
     return test_acc
 
 

@@ -78,6 +78,9 @@ class Classifier(Protocol):
         """(N, classes) probabilities of a batch of prepared inputs."""
 
 
+NEEDED_FOR_CHECKPOINTS = {"torch", "torchvision", "lightning"}
+
+
 def load_classifier(
     ckpt: str, device: str = "auto", model: str | None = None, classes: list[str] | None = None
 ) -> Classifier:
@@ -89,8 +92,17 @@ def load_classifier(
         if device == "cuda":
             raise ConfigError("device=cuda is for checkpoints: an .onnx runs on the CPU here.")
         return ExportedModel(Path(ckpt))
-    from tudui.trained import load_trained_model, pick_device
-
+    try:
+        from tudui.trained import load_trained_model, pick_device
+    except ModuleNotFoundError as err:  # the ONNX-only install (README: Exporting)
+        if err.name not in NEEDED_FOR_CHECKPOINTS:
+            raise
+        raise ConfigError(
+            f"ckpt={ckpt} is not an .onnx file, and a checkpoint needs PyTorch, which this "
+            f"install does not have ({err.name} is missing): give the model exported to ONNX "
+            "(python export.py ckpt=... where PyTorch is), or install tudui with its "
+            "dependencies (pip install -e .)."
+        ) from None
     trained = load_trained_model(Path(ckpt), model, classes)
     return trained.to(pick_device(device))
 

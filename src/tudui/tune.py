@@ -2,8 +2,11 @@
 training it. Writes the loss-vs-lr plot and prints the command that trains with the
 suggested rate; no checkpoint is written."""
 
+import io
 import logging
 import shlex
+import sys
+from contextlib import nullcontext, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,16 +66,19 @@ class LRFind:
     ) -> float:
         """The suggested learning rate; the plot in the run folder and TensorBoard."""
         # The test counts steps, not epochs: enough epochs for them however small the data.
-
         trainer.fit_loop.max_epochs = max(trainer.max_epochs or 1, self.num_training)
-        finder = Tuner(trainer).lr_find(
-            model,
-            datamodule=datamodule,
-            min_lr=self.min_lr,
-            max_lr=self.max_lr,
-            num_training=self.num_training,
-            update_attr=False,  # tudui's lr is optim.lr; the printed command sets it
-        )
+        # Lightning's range test always draws a tqdm bar on stderr: in a terminal it shows
+        # progress; in a log file it is one line of thousands of carriage returns.
+        quiet = nullcontext() if sys.stderr.isatty() else redirect_stderr(io.StringIO())
+        with quiet:
+            finder = Tuner(trainer).lr_find(
+                model,
+                datamodule=datamodule,
+                min_lr=self.min_lr,
+                max_lr=self.max_lr,
+                num_training=self.num_training,
+                update_attr=False,  # tudui's lr is optim.lr; the printed command sets it
+            )
         suggestion = finder.suggestion() if finder is not None else None
         if suggestion is None:
             raise TuduiError(

@@ -1,5 +1,6 @@
 """The resolvers conf/ uses (``${tudui.run_name:...}``), registered with tudui.config."""
 
+import os
 import re
 
 from omegaconf import OmegaConf
@@ -20,3 +21,13 @@ def folder_name(name: str) -> str:
 
 
 OmegaConf.register_new_resolver("tudui.folder_name", folder_name, replace=True)
+
+
+def env_or(name: str, default: str) -> str:
+    """Environment variable ``name``, or ``default`` where it is unset or empty
+    (``${tudui.env_or:MLFLOW_TRACKING_URI,...}``): an empty value means unset to MLflow, as
+    to most tools, while ``oc.env`` would give the empty string."""
+    return os.environ.get(name) or default
+
+
+OmegaConf.register_new_resolver("tudui.env_or", env_or, replace=True)

@@ -154,10 +154,19 @@ def header(cfg: Any, classifier: L.LightningModule, datamodule: Any, trainer: L.
         f"{splits[0]:,} / {splits[1]:,} / {splits[2]:,} images (train / val / test)",
         "optimizer": f"{optim['name']}, lr {optim['lr']:g}, scheduler "
         f"{schedule['name'] if schedule else 'none'}",
-        "training": f"{cfg.trainer.max_epochs} epochs, batch {datamodule.batch_size}, "
+        "training": f"{_epochs(cfg)}, batch {datamodule.batch_size}, "
         f"{device.type}{cores} x {trainer.world_size}, {trainer.precision}, seed {cfg.seed}",
     }
     return "\n".join(f"  {key:<10} {value}" for key, value in rows.items())
+
+
+def _epochs(cfg: Any) -> str:
+    """How long the run trains: its epochs, or for ``tune=lr_find`` the range test's steps."""
+    tune = cfg.get("tune")
+    if tune:
+        return f"lr_find: {tune.num_training} steps, lr {tune.min_lr:g} to {tune.max_lr:g}"
+    epochs = cfg.trainer.max_epochs
+    return "no epoch limit" if epochs == -1 else f"{epochs} epoch{'s' * (epochs != 1)}"
 
 
 def footer(results: dict[str, Any], cfg: Any) -> str:
