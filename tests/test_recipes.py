@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tudui.callbacks.report import TOP_LOSSES
 from tudui.classifier import ImageClassifier
-from tudui.pictures import CAPTION, GAP, TILE, captioned_grid, grid_size
+from tudui.pictures import CAPTION, GAP, TILE, captioned_grid, confusion_figure, grid_size
 
 from .helpers import ON_FAKE_CIFAR, make_class_folders, run_entry
 
@@ -177,3 +177,13 @@ def test_a_captioned_grid_has_a_tile_per_picture():
         assert (caption[..., 0] > caption[..., 1] + 100).any()  # red text under it
     eighth = pixels[2 * GAP + TILE + CAPTION + TILE // 2, GAP + 3 * (TILE + GAP) + TILE // 2]
     assert (eighth == 255).all()  # no 8th picture: white
+
+
+def test_class_names_are_drawn_as_text_not_formulas(tmp_path):
+    """A class named like a matplotlib formula once crashed the confusion matrix after
+    training (no metrics.json; a resume repeated it)."""
+    classes = ["$\\frac{$", "$\\undefinedcmd{x}$", "50$ and $60", "plain"]
+    figure = confusion_figure(torch.eye(4) * 3, classes)
+    figure.savefig(tmp_path / "matrix.png")  # draws every label: mathtext would raise here
+    labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert labels == classes

@@ -81,8 +81,11 @@ def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> plt.Figure:
         image = ax.imshow(values.numpy(), cmap="Blues")
         figure.colorbar(image, ax=ax, shrink=0.8)
         ax.set(title=title, xlabel="predicted class", ylabel="true class")
-        ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=fontsize)
-        ax.set_yticks(range(n), classes, fontsize=fontsize)
+        # Class names are text, drawn as written: "$\frac{$" is a name, not a formula
+        # that matplotlib's mathtext would parse (and fail on, after training).
+        names = {"parse_math": False, "fontsize": fontsize}
+        ax.set_xticks(range(n), classes, rotation=45, ha="right", **names)
+        ax.set_yticks(range(n), classes, **names)
         if n <= 30:  # beyond that the numbers no longer fit their cells
             top = float(values.max()) or 1.0
             for (i, j), value in np.ndenumerate(values.numpy()):
