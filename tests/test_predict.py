@@ -295,7 +295,7 @@ def test_prediction_files_have_a_column_per_rank(run_dir, images, tmp_path):
 
 def test_latest_is_the_newest_run_for_predict_and_eval(run_dir, images, tmp_path):
     (tmp_path / "outputs" / "runs").mkdir(parents=True)
-    (tmp_path / "outputs" / "runs" / "newest").symlink_to(run_dir)
+    (tmp_path / "outputs" / "runs" / "2026-12-07_10-00-00-000000_newest").symlink_to(run_dir)
     image = images / "kind0_RGB.jpg"
     result = run_entry("predict.py", "ckpt=latest", f"img={image}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -55,8 +55,12 @@ def test_a_run_folder_means_its_last_checkpoint(tmp_path):
 
 def test_latest_is_the_newest_run_never_a_sweep_job(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    make_run(tmp_path / "outputs" / "runs" / "a", ["seed=1"], mtime=1_000)
-    newest = make_run(tmp_path / "outputs" / "runs" / "b", ["seed=2"], mtime=2_000)
+    runs = tmp_path / "outputs" / "runs"
+    # By the start time in the folder's name, not the file times a copy or an attacker
+    # sets: the older run's checkpoint claims a time in the future.
+    make_run(runs / "2026-12-06_10-00-00-000000_a", ["seed=1"], mtime=4_000_000_000)
+    newest = make_run(runs / "2026-12-07_09-00-00-000000_b", ["seed=2"], mtime=2_000)
+    make_run(runs / "not_a_run", ["seed=4"], mtime=5_000_000_000)
     make_run(tmp_path / "outputs" / "multirun" / "s" / "0", ["seed=3"], mtime=3_000)
     args = resume_overrides(["ckpt=latest"], CONF)
     assert args[0] == "seed=2" and f"ckpt={newest.resolve()}" in args

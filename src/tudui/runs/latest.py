@@ -1,5 +1,6 @@
 """``latest``: the newest single run under ``outputs/runs/``, for ``ckpt=latest``."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -17,13 +18,20 @@ def runs_root(config_dir: Path) -> Path:
     return Path(prefix) if prefix.endswith("/") else Path(prefix).parent
 
 
+# A run folder's name starts with the time it started (``hydra.run.dir`` of
+# conf/hydra/default.yaml: ``${now:%Y-%m-%d_%H-%M-%S-%f}_<name>``), which sorts as text.
+STARTED = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}_")
+
+
 def latest_run(root: Path) -> RunFolder:
-    """The run under ``root`` whose ``last.ckpt`` was written last; never a sweep's job
-    (those are under ``outputs/multirun``)."""
-    runs = [RunFolder(p) for p in root.glob("*") if RunFolder(p).last_checkpoint.is_file()]
+    """The run under ``root`` that started last, by its folder's name, among those with a
+    checkpoint; never a sweep's job (those are under ``outputs/multirun``). Not by file
+    times, which a copied or crafted folder sets as it likes (a future time won)."""
+    started = [p for p in root.glob("*") if STARTED.match(p.name)]
+    runs = [RunFolder(p) for p in started if RunFolder(p).last_checkpoint.is_file()]
     if not runs:
         raise ConfigError(f"latest: there is no run with a checkpoint under {root}/.")
-    return max(runs, key=lambda run: run.last_checkpoint.stat().st_mtime)
+    return max(runs, key=lambda run: STARTED.match(run.root.name).group())
 
 
 def with_latest_run(args: list[str], key: str, config_dir: Path) -> list[str]:
