@@ -126,3 +126,28 @@ def test_what_is_logged_after_the_last_stage_is_on_disk_when_train_returns(tmp_p
         assert {"hp/best_val_acc", "hp/test_acc"} <= set(scalars(run))
         assert "test/confusion_matrix" in images(run)
         assert "batch_size" in (run / "csv" / "hparams.yaml").read_text()  # the CSV logger's
+
+
+def test_a_file_rewritten_on_a_full_disk_keeps_the_old_one(tmp_path, monkeypatch):
+    """Reports, metrics.json, figures and predict's output= are replaced whole or not at
+    all: a full disk leaves the old file, not a truncated one."""
+    import matplotlib.pyplot as plt
+
+    from tudui.atomic import save_figure, write_text
+
+    report, picture = tmp_path / "per_class_accuracy.txt", tmp_path / "confusion_matrix.png"
+    write_text(report, "old\n")
+    figure = plt.figure()
+    save_figure(figure, picture)
+    before = picture.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # the data did not reach the disk
+    for write in (lambda: write_text(report, "new\n" * 1000), lambda: save_figure(figure, picture)):
+        with pytest.raises(OSError, match="No space left"):
+            write()
+    plt.close(figure)
+    assert report.read_text() == "old\n" and picture.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [picture.name, report.name]

@@ -38,3 +38,15 @@ def replaced_atomically(path: Path, mode: str = "w", **open_args: Any) -> Iterat
         fsync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """``path`` replaced whole by ``text``, in UTF-8 (a report, ``metrics.json``)."""
+    with replaced_atomically(path, encoding="utf-8") as f:
+        f.write(text)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """A matplotlib figure as the PNG ``path``, replaced whole."""
+    with replaced_atomically(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=100)

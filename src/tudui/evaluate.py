@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from tudui.atomic import write_text
 from tudui.checkpoints import (
     build_into,
     check_same_classes,
@@ -53,7 +54,8 @@ def evaluate(cfg: DictConfig) -> float:
     test_acc = float(trainer.callback_metrics["test/acc"])
     if trainer.is_global_zero:  # read by the sweep summary, as a training run's
         results = {"test_acc": test_acc, "checkpoint": str(path)}
-        RunFolder(Path(cfg.paths.output_dir)).metrics.write_text(json.dumps(results, indent=2))
+        metrics = RunFolder(Path(cfg.paths.output_dir)).metrics
+        write_text(metrics, json.dumps(results, indent=2) + "\n")
         log.info("test/acc %.4f; the report is in %s", test_acc, cfg.paths.output_dir)
     return test_acc
 

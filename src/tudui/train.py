@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from tudui.atomic import write_text
 from tudui.callbacks.finetuning import FINETUNE_OPTIONS
 from tudui.checkpoints import without_pretrained_download
 from tudui.classifier import ImageClassifier
@@ -118,7 +119,7 @@ def _record_results(
 ) -> None:
     """``metrics.json`` in the run folder (read by the sweep summary), and the run's
     hyperparameters with its results in TensorBoard's HPARAMS tab and the trackers."""
-    RunFolder(Path(cfg.paths.output_dir)).metrics.write_text(json.dumps(results, indent=2) + "\n")
+    write_text(RunFolder(Path(cfg.paths.output_dir)).metrics, json.dumps(results, indent=2) + "\n")
     hparams = {
         "name": cfg.name,
         "tags": ",".join(cfg.tags),

@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
+from tudui.atomic import save_figure
 from tudui.config.types import PositiveFloat, PositiveInt
 from tudui.errors import TuduiError
 from tudui.folder import RunFolder
@@ -88,7 +89,7 @@ class LRFind:
             )
         figure = finder.plot(suggest=True)
         figure.axes[0].set_title(f"suggested lr {suggestion:.2g} (the steepest descent)")
-        figure.savefig(RunFolder(Path(trainer.default_root_dir)).lr_find_plot, dpi=100)
+        save_figure(figure, RunFolder(Path(trainer.default_root_dir)).lr_find_plot)
         add_figure(trainer, "tune/lr_find", figure, step=0)
         plt.close(figure)
         return suggestion

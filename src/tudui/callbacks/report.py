@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from tudui.atomic import replaced_atomically, save_figure, write_text
 from tudui.folder import RunFolder
 from tudui.pictures import add_figure, add_image, captioned_grid, confusion_figure
 from tudui.text import write_csv
@@ -66,9 +67,9 @@ class TestReport(L.Callback):
         log.info("per-class test accuracy:\n%s", table)
         run = RunFolder(Path(trainer.default_root_dir))
         run.root.mkdir(parents=True, exist_ok=True)
-        run.per_class_accuracy.write_text(table + "\n")
+        write_text(run.per_class_accuracy, table + "\n")
         figure = confusion_figure(confusion, classes)
-        figure.savefig(run.confusion_matrix, dpi=100)
+        save_figure(figure, run.confusion_matrix)
         add_figure(trainer, "test/confusion_matrix", figure, trainer.global_step)
         plt.close(figure)
         if trainer.world_size == 1 and self._batches:
@@ -99,5 +100,6 @@ class TestReport(L.Callback):
             ],
             ["firebrick"] * len(worst),
         )
-        grid.save(run.top_losses)
+        with replaced_atomically(run.top_losses, "wb") as f:
+            grid.save(f, "PNG")
         add_image(trainer, "test/top_losses", grid, trainer.global_step)
