@@ -203,7 +203,8 @@ def test_ctrl_c_stops_a_parallel_sweep_and_summarizes_it(tmp_path):
     assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
     assert "training stopped at epoch" in stderr  # a job saved where it was
-    assert [r["job"] for r in summary_rows(sweep)] == ["0", "1"]
+    rows = summary_rows(sweep)
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "interrupted"), ("1", "interrupted")]
     deadline = time.time() + 120  # no worker outlives the sweep (seconds idle; time for load)
     while time.time() < deadline and group_alive(process.pid):
         time.sleep(0.1)
@@ -249,3 +250,17 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def test_the_summary_tells_interrupted_jobs_from_failed_ones(tmp_path):
+    from tudui.folder import RunFolder
+    from tudui.runs.sweep import job_rows
+
+    for job, files in {"0": {"metrics.json": '{"test_acc": 0.5}'}, "1": {"interrupted.txt": "x"},
+                       "2": {}}.items():  # fmt: skip
+        run = RunFolder(tmp_path / job)
+        run.hydra.mkdir(parents=True)
+        run.saved_overrides.write_text(f"- seed={job}\n")
+        for name, text in files.items():
+            (run.root / name).write_text(text)
+    assert [r["status"] for r in job_rows(tmp_path)] == ["ok", "interrupted", "failed"]

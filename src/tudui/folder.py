@@ -40,6 +40,12 @@ class RunFolder:
         return self.root / "metrics.json"
 
     @property
+    def interrupted(self) -> Path:
+        """A sweep job's interrupt message (Ctrl-C, SIGTERM), for the sweep summary: the job
+        is ``interrupted`` there, not ``failed``, until a resume writes its results."""
+        return self.root / "interrupted.txt"
+
+    @property
     def epoch_metrics(self) -> Path:
         """One row per epoch: losses, accuracies, learning rate."""
         return self.root / "metrics.csv"

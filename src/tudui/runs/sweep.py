@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from tudui.atomic import write_text
 from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
 from tudui.folder import RunFolder
 from tudui.machine import usable_cores
@@ -40,10 +41,16 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
                 "job": job.root.name,
                 "overrides": " ".join(_short(o) for o in job_overrides if o not in shared),
                 **metrics,
-                "status": "ok" if metrics else "failed",
+                "status": _status(job, metrics),
             }
         )
     return rows
+
+
+def _status(job: RunFolder, metrics: dict[str, Any]) -> str:
+    if metrics:
+        return "ok"
+    return "interrupted" if job.interrupted.is_file() else "failed"
 
 
 def _short(override: str) -> str:
@@ -121,7 +128,10 @@ def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     _share_the_cores()
     try:
         return task(cfg)
-    except TrainingInterrupted:
+    except TrainingInterrupted as err:
+        run = RunFolder(Path(cfg.paths.output_dir))
+        if run.holds_results():  # else nothing ran, and the folder is removed
+            write_text(run.interrupted, f"{err}\n")
         raise
     except TuduiError as err:
         log.error("this job failed: %s", err)
