@@ -38,21 +38,67 @@ def _unreadable(error: OSError) -> None:
     )
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Every image under ``folder``, recursively, sorted, hidden folders left out."""
-    found = []
-    for root, folders, files in os.walk(folder, onerror=_unreadable):
-        folders[:] = [name for name in folders if not name.startswith(".")]
-        found += [Path(root, name) for name in files if is_image_file(Path(name))]
+def followed(path: Path, root: Path) -> Path:
+    """Where ``path`` leads, links followed: refused unless it is inside ``root`` (resolved),
+    the data folder. A link out of it would make any file a dataset's image or label (a
+    label file linked to ``/proc/self/environ`` once made the environment a class name)."""
+    target = path.resolve()
+    if path.is_symlink() and not target.is_relative_to(root):
+        raise DataError(
+            f"{printable(str(path))} is a link to {printable(str(target))}, outside the data "
+            f"folder {printable(str(root))}: links are followed only inside it. Remove the "
+            "link, or copy what it leads to into the data folder."
+        )
+    return target
+
+
+def image_files(folder: Path, root: Path | None = None) -> list[Path]:
+    """Every image under ``folder``, sorted, hidden folders left out. Links are followed
+    only inside ``root`` (the data folder; ``folder`` by default), and each folder is walked
+    once however many links lead to it: no loop, no image twice. The walk keeps its own
+    stack, so no depth of nesting reaches Python's recursion limit."""
+    root = (root or folder).resolve()
+    found: list[Path] = []
+    walked: set[Path] = set()
+    waiting = [folder]
+    while waiting:
+        here = waiting.pop()
+        real = followed(here, root)
+        if real in walked:
+            continue
+        walked.add(real)
+        try:
+            entries = list(os.scandir(here))
+        except OSError as err:
+            _unreadable(err)
+        for entry in entries:
+            path = Path(entry.path)
+            followed(path, root)
+            if entry.is_dir():
+                if not entry.name.startswith("."):
+                    waiting.append(path)
+            elif is_image_file(path):
+                found.append(path)
     return sorted(found)
 
 
-def _subfolders(folder: Path) -> list[Path]:
+def _subfolders(folder: Path, root: Path) -> list[Path]:
     try:
         entries = list(folder.iterdir())
     except OSError as err:
         _unreadable(err)
-    return sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
+    found = sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
+    seen: dict[Path, Path] = {}
+    for path in found:
+        target = followed(path, root)
+        if root.is_relative_to(target) or target in seen:
+            same = "the data folder itself" if root.is_relative_to(target) else seen[target]
+            raise DataError(
+                f"{printable(str(path))} leads to {printable(str(same))}: its images would "
+                "be counted twice, under two classes. Remove the link."
+            )
+        seen[target] = path
+    return found
 
 
 def _check_folder(folder: Path) -> None:
@@ -62,16 +108,18 @@ def _check_folder(folder: Path) -> None:
         raise DataError(f"Data folder {folder} does not exist. Check data.root.")
 
 
-def class_folder_samples(folder: Path) -> list[Sample]:
-    """``<folder>/<class>/**/<image>``: the folder name is the label (torchvision's ImageFolder)."""
+def class_folder_samples(folder: Path, root: Path | None = None) -> list[Sample]:
+    """``<folder>/<class>/**/<image>``: the folder name is the label (torchvision's
+    ImageFolder). Links are followed inside ``root``, the data folder (``folder`` by default)."""
     _check_folder(folder)
-    classes = _subfolders(folder)
+    root = (root or folder).resolve()
+    classes = _subfolders(folder, root)
     if not classes:
         raise DataError(
             f"{folder} has no class folders: expected {folder}/<class name>/<images>, "
             "one folder per class."
         )
-    samples = [(image, c.name) for c in classes for image in image_files(c)]
+    samples = [(image, c.name) for c in classes for image in image_files(c, root)]
     found = Counter(label for _, label in samples)
     empty = [c for c in classes if not found[c.name]]
     if empty:
@@ -90,12 +138,15 @@ def read_label(path: Path) -> str:
     """
     if not path.is_file():
         raise ValueError("not a regular file")
-    if path.stat().st_size > MAX_LABEL_BYTES:
+    # What is read is capped, not what the file says its size is (/proc files say 0).
+    with open(path, "rb") as f:
+        data = f.read(MAX_LABEL_BYTES + 1)
+    if len(data) > MAX_LABEL_BYTES:
         raise ValueError(f"larger than {MAX_LABEL_BYTES} bytes, too large for a class name")
-    return path.read_text(encoding="utf-8-sig").strip()
+    return data.decode("utf-8-sig").strip()
 
 
-def label_file_samples(folder: Path) -> list[Sample]:
+def label_file_samples(folder: Path, root: Path | None = None) -> list[Sample]:
     """The tutorial's layout: ``<x>_image/<stem>.<ext>`` beside ``<x>_label/<stem>.txt``.
 
     The text file holds the class name. Images and labels are paired by file name, not by
@@ -103,9 +154,10 @@ def label_file_samples(folder: Path) -> list[Sample]:
     test/ may use either layout.
     """
     _check_folder(folder)
-    image_dirs = [p for p in _subfolders(folder) if p.name.endswith("_image")]
+    root = (root or folder).resolve()
+    image_dirs = [p for p in _subfolders(folder, root) if p.name.endswith("_image")]
     if not image_dirs:
-        return class_folder_samples(folder)
+        return class_folder_samples(folder, root)
     samples: list[Sample] = []
     problems: dict[str, list[Path | str]] = {
         "images without a label file": [],
@@ -121,12 +173,14 @@ def label_file_samples(folder: Path) -> list[Sample]:
                 f"{image_dir} has no label folder beside it: expected {label_dir} holding "
                 "<image name>.txt with the class name for each image."
             )
-        images = [p for p in image_files(image_dir) if p.parent == image_dir]
+        images = [p for p in image_files(image_dir, root) if p.parent == image_dir]
         stems = Counter(p.stem for p in images)
         problems["images sharing one label file (same name, other extension)"] += [
             p for p in images if stems[p.stem] > 1
         ]
         labels = {p.stem: p for p in label_dir.glob("*.txt") if not p.name.startswith(".")}
+        for label in labels.values():
+            followed(label, root)
         used: set[str] = set()
         for image in images:
             # The tutorial's own labelling script cut only ".jpg", so formica.jpeg's label is

@@ -93,9 +93,9 @@ class ImageFolderDataModule(ImageDataModule):
                 "train/ (and optionally val/ and test/), or one folder per class."
             )
         if not (self.root / "train").is_dir():
-            return {"train": self.scan(self.root)}
+            return {"train": self.scan(self.root, self.root)}
         return {
-            split: self.scan(self.root / split)
+            split: self.scan(self.root / split, self.root)
             for split in ("train", "val", "test")
             if (self.root / split).is_dir()
         }
