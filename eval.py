@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from tudui.cli.hydra import check_group_choices, run_hydra_main
+from tudui.cli.hydra import check_group_choices, run_hydra_main, trainer_keys_without_plus
 from tudui.errors import exit_on_user_error, import_quietly
 from tudui.runs.job import run_job
 from tudui.runs.latest import with_latest_run
@@ -31,6 +31,6 @@ if __name__ == "__main__":
     import_quietly("tudui.evaluate")  # before anything is written
 
     with exit_on_user_error():
-        sys.argv[1:] = with_latest_run(sys.argv[1:], "ckpt", CONFIG_DIR)
+        sys.argv[1:] = trainer_keys_without_plus(with_latest_run(sys.argv[1:], "ckpt", CONFIG_DIR))
         check_group_choices(sys.argv[1:], CONFIG_DIR)
         run_hydra_main(main)

@@ -57,7 +57,7 @@ class Check:
         if dry_run:
             self.train.append("trainer.limit_train_batches=5")
 
-    def run(self, args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
+    def step(self, args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
         """``args`` run within ``timeout`` seconds on the GPU machine, whose time is counted;
         a dry run on a CPU, busy or not, has no limit but its caller's (the test's)."""
         return run(args, None if self.dry_run else timeout, **env)
@@ -67,14 +67,14 @@ class Check:
             args = ["--smoke", "--no-options", "--models", "", "--no-folder", "--no-sweep"]
         else:
             args = ["--device", "cuda", "--no-folder", "--no-sweep"]
-        table = self.run(["-m", "bench", *args], timeout=360).stdout
+        table = self.step(["-m", "bench", *args], timeout=360).stdout
         print(table, flush=True)
         ratio = next((line for line in table.splitlines() if line.startswith("c/b")), "")
         return " ".join(ratio.split()[:2]) or "table printed above"
 
     def auto_picks_the_gpu(self) -> str:
         run_dir = self.work / "auto"
-        result = self.run([*self.train, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], 180)
+        result = self.step([*self.train, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], 180)
         if f"{self.device} x 1" not in result.stdout and f"{self.device} (" not in result.stdout:
             raise RuntimeError(f"trained on another device than {self.device}:\n{result.stdout}")
         return f"trained on {self.device}"
@@ -83,11 +83,11 @@ class Check:
         common = [*self.train, "trainer.deterministic=true"]
         whole, halves = self.work / "whole", self.work / "halves"
         env = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}  # what deterministic cuBLAS requires
-        self.run([*common, "trainer.max_epochs=2", f"hydra.run.dir={whole}"], 180, **env)
-        self.run([*common, "trainer.max_epochs=1", f"hydra.run.dir={halves}"], 180, **env)
+        self.step([*common, "trainer.max_epochs=2", f"hydra.run.dir={whole}"], 180, **env)
+        self.step([*common, "trainer.max_epochs=1", f"hydra.run.dir={halves}"], 180, **env)
         last = halves / "checkpoints" / "last.ckpt"
         resume = ["train.py", f"ckpt={last}", f"data.data_dir={self.data}"]
-        self.run([*resume, "trainer.max_epochs=2"], 180, **env)
+        self.step([*resume, "trainer.max_epochs=2"], 180, **env)
         a, b = (
             torch.load(path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
             for path in (whole, halves)
@@ -99,7 +99,7 @@ class Check:
 
     def resnet18_bf16(self) -> str:
         steps, batch = (2, 8) if self.dry_run else (10, 32)
-        self.run(
+        self.step(
             [*self.train, "model=resnet18", "trainer.precision=bf16-mixed",
              "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}",
              "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
@@ -115,7 +115,7 @@ class Check:
         for i in range(8):
             pixels = rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(images / f"{i}.jpg")
-        result = self.run(
+        result = self.step(
             ["predict.py", f"ckpt={self.work / 'auto'}", f"img={images}", f"device={self.device}"],
             timeout=120,
         )
@@ -125,7 +125,7 @@ class Check:
         return f"8 images on {self.device}"
 
     def gpu_tests(self) -> str:
-        result = self.run(
+        result = self.step(
             ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gpu.py"], 240
         )
         summary = result.stdout.strip().splitlines()[-1]

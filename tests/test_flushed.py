@@ -83,29 +83,34 @@ def test_a_signal_during_training_leaves_every_step_logged_and_a_command_that_re
     assert [r["epoch"] for r in csv_rows(run / "metrics.csv")] == ["1", "2", "3"]
 
 
-def test_a_failure_after_training_leaves_the_training_logs(tmp_path, monkeypatch):
-    """The disk fills while the final test writes its reports: the run fails with the
-    disk's error, and what training logged is on disk, whole."""
+def test_a_failure_after_the_test_leaves_every_log_on_disk(tmp_path, monkeypatch):
+    """The disk fills as the CSV logger takes the results, after the final test and after
+    TensorBoard logged them: the run fails with the disk's error, and TensorBoard's events,
+    the HPARAMS included, are on disk, whole."""
+    from lightning.pytorch.loggers import CSVLogger
+
     data = write_fake_cifar10(tmp_path / "data", per_batch=20)
     run = tmp_path / "run"
     cfg = compose_config(
         f"data.data_dir={data}", *LOGGED, "trainer.max_epochs=2", f"paths.output_dir={run}"
     )
 
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    log_metrics = CSVLogger.log_metrics
 
-    monkeypatch.setattr("tudui.callbacks.report.write_csv", disk_full)
+    def disk_full_at_the_results(self, metrics, step=None):
+        if "hp/test_acc" in metrics:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        log_metrics(self, metrics, step)
+
+    monkeypatch.setattr(CSVLogger, "log_metrics", disk_full_at_the_results)
     with pytest.raises(OSError, match="No space left"):
         train(cfg)
     logged = scalars(run)
     steps = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert sorted(logged["train/loss"]) == list(range(steps))
-    assert (
-        sorted(logged["val/acc"]) == sorted(set(logged["val/acc"])) and len(logged["val/acc"]) == 2
-    )
+    assert len(logged["val/acc"]) == 2 and len(logged["test/acc"]) == 1
+    assert {"hp/best_val_acc", "hp/test_acc"} <= set(logged)  # logged after the test
     assert len([r for r in csv_rows(run / "csv" / "metrics.csv") if r.get("val/acc")]) == 2
-    assert not (run / "metrics.json").exists()  # no results claimed for a failed run
 
 
 @pytest.mark.parametrize("tune", [False, True], ids=["trained", "lr_find"])

@@ -6,7 +6,7 @@ import yaml
 from tudui.cli.resume import resume_overrides
 from tudui.errors import ConfigError
 
-from .helpers import REPO, run_entry
+from .helpers import REPO, compose_config, run_entry
 
 CONF = REPO / "conf"
 
@@ -115,9 +115,20 @@ def test_saved_overrides_that_could_run_code_are_refused(tmp_path, line):
 
 
 def test_a_refused_line_given_again_now_is_not_replayed(tmp_path):
-    last = make_run(tmp_path / "run", ["+trainer.detect_anomaly=true", "optim=adam"])
-    args = resume_overrides([f"ckpt={last}", "+trainer.detect_anomaly=true"], CONF)
-    assert args[0] == "optim=adam" and args[1] == "+trainer.detect_anomaly=true"
+    added = "+callbacks.signal._target_=tests.helpers.SendSignal"
+    last = make_run(tmp_path / "run", [added, "optim=adam"])
+    args = resume_overrides([f"ckpt={last}", added], CONF)
+    assert args[0] == "optim=adam" and args[1] == added
+
+
+def test_a_trainer_argument_added_with_a_plus_is_a_key_set(tmp_path):
+    """Every Trainer argument is a key now: a + (in an older run's saved overrides or its
+    printed resume command) would make Hydra refuse to add a key that is there."""
+    last = make_run(tmp_path / "run", ["+trainer.detect_anomaly=true", "seed=3"])
+    args = resume_overrides([f"ckpt={last}", "+trainer.limit_test_batches=2"], CONF)
+    assert args[:2] == ["trainer.detect_anomaly=true", "seed=3"]
+    assert "trainer.limit_test_batches=2" in args
+    assert compose_config(*args[:2], "trainer.limit_test_batches=2").trainer.detect_anomaly
 
 
 def test_plain_overrides_of_tudui_keys_are_replayed(tmp_path):

@@ -24,10 +24,12 @@ def relaunches_this_script(trainer: Any) -> bool:
     return isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher)
 
 
-def completed_epochs(checkpoint: dict[str, Any]) -> int:
-    """How many epochs the fit loop saved in ``checkpoint`` had completed (0 if unknown)."""
+def completed_epochs(checkpoint: dict[str, Any], counter: str = "completed") -> int:
+    """How many epochs the fit loop saved in ``checkpoint`` had completed (0 if unknown).
+    ``counter="processed"``: those whose training and validation ran, which an end-of-epoch
+    checkpoint counts before Lightning marks the epoch completed."""
     progress: Any = checkpoint.get("loops", {})
-    for key in ("fit_loop", "epoch_progress", "current", "completed"):
+    for key in ("fit_loop", "epoch_progress", "current", counter):
         progress = progress.get(key, {}) if isinstance(progress, dict) else {}
     return progress if isinstance(progress, int) else 0
 

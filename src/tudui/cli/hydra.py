@@ -84,6 +84,24 @@ _OPTIONS_WITH_VALUES = {"-cd", "--config-dir", "-cp", "--config-path", "-cn", "-
                         "-c", "--cfg", "-p", "--package", "--experimental-rerun"}  # fmt: skip
 
 
+def trainer_keys_without_plus(args: list[str]) -> list[str]:
+    """``+trainer.<argument>=v`` as ``trainer.<argument>=v``: every argument of Lightning's
+    Trainer is a key of ``trainer`` (``code_trainer_Trainer``), and Hydra refuses to add a
+    key that is there; commands printed by older runs, and their saved overrides, add them."""
+    import inspect
+
+    import lightning as L
+
+    arguments = set(inspect.signature(L.Trainer).parameters)
+
+    def plain(arg: str) -> str:
+        key = arg.split("=", 1)[0]
+        adds = arg.startswith("+trainer.") and not arg.startswith("++")
+        return arg[1:] if adds and key.removeprefix("+trainer.") in arguments else arg
+
+    return [plain(arg) if isinstance(arg, str) else arg for arg in args]
+
+
 def check_group_choices(args: list[str], config_dir: Path) -> None:
     """Every config group chosen in ``args`` (``experiment=``, ``model=``, ``hydra/launcher=``
     ...) names an option, never a path: Hydra loads whatever YAML file a path reaches, and a

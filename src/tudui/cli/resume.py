@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 
-from tudui.cli.hydra import chooses_a_file, groups_in
+from tudui.cli.hydra import chooses_a_file, groups_in, trainer_keys_without_plus
 from tudui.errors import ConfigError
 from tudui.folder import RunFolder
 from tudui.runs.latest import with_latest_run
@@ -101,6 +101,7 @@ def replayable_overrides(saved: Path, config_dir: Path, given: set[str]) -> list
         raise ConfigError(f"Cannot read the saved overrides {saved} ({err}).") from None
     if not isinstance(lines, list):
         raise ConfigError(f"{saved} does not hold a list of overrides: not replayed.")
+    lines = trainer_keys_without_plus(lines)
     known, groups = config_keys(config_dir), groups_in(config_dir)
     kept, left_out = [], []
     for number, line in enumerate(lines, start=1):
@@ -138,7 +139,7 @@ def resume_overrides(args: list[str], config_dir: Path) -> list[str]:
             file=sys.stderr,
         )
         args = [f"ckpt={a.split('=', 1)[1]}" if a.startswith("ckpt_path=") else a for a in args]
-    args = with_latest_run(args, "ckpt", config_dir)
+    args = trainer_keys_without_plus(with_latest_run(args, "ckpt", config_dir))
     given = {key_of(a): a.split("=", 1)[1] for a in args if "=" in a and not a.startswith("-")}
     multirun = "-m" in args or "--multirun" in args
     if "ckpt" not in given or given.get("train", "true").lower() == "false" or multirun:

@@ -78,14 +78,19 @@ class ConsoleHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.console = rich.get_console()
+        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))  # + any traceback
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = f"{record.levelname} {record.getMessage()}"
-        if self.console.is_terminal:
-            self.console.print(line, soft_wrap=True, markup=False, highlight=False)
-        else:
-            self.console.file.write(line + "\n")
-            self.console.file.flush()
+        try:
+            line = self.format(record)
+            if self.console.is_terminal:  # as written: no markup, colours or :emoji: codes
+                self.console.print(line, soft_wrap=True, markup=False, highlight=False,
+                                   emoji=False)  # fmt: skip
+            else:
+                self.console.file.write(line + "\n")
+                self.console.file.flush()
+        except Exception:
+            self.handleError(record)
 
 
 class ProgressBar(RichProgressBar):

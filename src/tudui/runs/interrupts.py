@@ -71,7 +71,7 @@ class SaveOnInterrupt(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._signalled(trainer):  # arrived after the last batch: the epoch is saved
-            self._stop(trainer, epoch=trainer.current_epoch)  # the last, counted from 1
+            self._stop(trainer, epoch=trainer.current_epoch, mid_epoch=False)  # the last
         self._training = False
         self.phase = "after training, during the final test (its checkpoints are complete)"
 
@@ -103,11 +103,11 @@ class SaveOnInterrupt(L.Callback):
         # Read back by the resume, to say whether the rest of an epoch is drawn anew.
         return {"mid_epoch": self._saving_mid_epoch}
 
-    def _stop(self, trainer: L.Trainer, epoch: int) -> None:
+    def _stop(self, trainer: L.Trainer, epoch: int, mid_epoch: bool = True) -> None:
         """Save and stop in ``epoch``, counted from 1 as the progress bar counts it."""
         self._training = False
         path = self.run.last_checkpoint
-        self._saving_mid_epoch = True
+        self._saving_mid_epoch = mid_epoch
         trainer.save_checkpoint(path, weights_only=False)  # a full, resumable checkpoint
         name = signal.Signals(self.received or signal.SIGTERM).name
         raise TrainingInterrupted(

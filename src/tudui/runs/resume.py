@@ -172,7 +172,7 @@ def resume_line(path: Path, checkpoint: dict[str, Any]) -> str:
             "; the rest of that epoch is drawn anew",
         )
     else:
-        where, rest = f"after epoch {epoch + 1} (step {step})", ""
+        where, rest = f"after epoch {completed_epochs(checkpoint, 'processed')} (step {step})", ""
     return (
         f"resuming from {path} {where}, in the same folder and TensorBoard run, weights, "
         f"optimizer, schedule and random state restored{rest}"

@@ -1,5 +1,6 @@
 """The Lightning ``Trainer`` of a run: its config checked first, its processes kept in bounds."""
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ from tudui.runs.console import ProgressBar, quiet_third_party
 from tudui.runs.epochs import EpochMetrics
 from tudui.runs.interrupts import SaveOnInterrupt
 from tudui.runs.rng import RestoreRNG
+
+log = logging.getLogger(__name__)
 
 
 def _batch_limit(allow_zero: bool) -> Any:
@@ -158,8 +161,16 @@ def flushed_loggers(trainer: L.Trainer) -> Iterator[None]:
         yield
         status = "success"
     finally:
-        for logger in trainer.loggers:
-            logger.finalize(status)
+        errors = []
+        for logger in trainer.loggers:  # each, whatever another one does
+            try:
+                logger.finalize(status)
+            except Exception as err:  # a tracker's server gone, a full disk
+                errors.append(err)
+        if errors and status == "failed":  # the run's own error is the one to see
+            log.warning("a logger could not finish: %s", errors[0])
+        elif errors:
+            raise errors[0]
 
 
 def _entries(cfg: DictConfig, group: str) -> list[tuple[str, DictConfig]]:
