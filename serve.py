@@ -75,7 +75,10 @@ def main(argv: list[str]) -> None:
     print(f"serving {printable(str(classifier.path))} at http://{cfg.host}:{cfg.port}/ "
           "(Ctrl-C stops it)", flush=True)  # fmt: skip
     # uvicorn stops on SIGINT and SIGTERM, finishing requests in flight, then raises the
-    # signal again: the exit status says which (130, 143), as for train.py.
+    # signal again: the exit status says which (130, 143), as for train.py. Raised again
+    # under the handlers from before uvicorn's: Python's own for SIGINT even where this
+    # process was started with SIGINT ignored (by `&` in a script), else it would end 0.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stopped)
     try:
         server.run()
