@@ -8,6 +8,7 @@ in PyTorch (a test holds the two to the same probabilities).
 """
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,11 @@ def prepare(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return image.astype(np.float32)
 
 
+# A classifier takes milliseconds an image on a CPU; a batch is stopped past this.
+SECONDS_PER_IMAGE = 10.0
+STOP_WAIT_S = 5.0  # ONNX Runtime stops within milliseconds of its terminate flag
+
+
 class ExportedModel:
     """An exported ``.onnx`` file as a :class:`~tudui.predict.Classifier`."""
 
@@ -91,9 +97,47 @@ class ExportedModel:
         return prepare(pixels, self.input_spec)
 
     def probabilities(self, inputs: list[np.ndarray]) -> np.ndarray:
-        logits = self.session.run([OUTPUT], {INPUT: np.stack(inputs)})[0].astype(np.float64)
+        logits = self._run(np.stack(inputs)).astype(np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """The model on ``batch``, in a thread of its own: ONNX Runtime's run is one C++
+        call that Python's signal handlers wait for, and a crafted graph can loop 2^62
+        times. Waiting here, Ctrl-C is heard, and a batch over its time limit is stopped
+        (ONNX Runtime's terminate flag, which it checks between nodes and loop turns)."""
+        import onnxruntime
+
+        options = onnxruntime.RunOptions()
+        options.log_severity_level = 4  # its own error line for a stop: said here instead
+        answer: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                answer["logits"] = self.session.run([OUTPUT], {INPUT: batch}, options)[0]
+            except Exception as err:
+                answer["error"] = err
+            finally:
+                finished.set()
+
+        limit = SECONDS_PER_IMAGE * len(batch)
+        try:
+            threading.Thread(target=run, name="tudui-onnx", daemon=True).start()
+            finished.wait(limit)
+        finally:  # over the limit, or Ctrl-C (even as the thread starts): stop it first
+            if not finished.is_set():
+                options.terminate = True  # a run that has not begun yet returns at once
+                finished.wait(STOP_WAIT_S)
+        if "logits" in answer:
+            return answer["logits"]
+        if options.terminate:
+            raise TuduiError(
+                f"{self.path} took over {limit:.0f} s for {len(batch)} images "
+                f"({SECONDS_PER_IMAGE:.0f} s an image, where a classifier takes milliseconds): "
+                "stopped. Its graph may loop; export the model again with export.py."
+            )
+        raise answer["error"]
 
 
 def read_metadata(session: Any, path: Path) -> tuple[list[str], InputSpec, dict[str, Any]]:
