@@ -2,11 +2,16 @@
 
 import errno
 import importlib
+import logging
 import os
 import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from tudui.text import printable
 
 
 class TuduiError(Exception):
@@ -50,7 +55,8 @@ def import_quietly(*modules: str) -> None:
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
     """Turn a :class:`TuduiError` into its message on stderr and its exit status, and a
-    Ctrl-C outside training (which saves and says so itself) into status 130."""
+    Ctrl-C outside training (which saves and says so itself) into status 130; any other
+    exception into one line too, its traceback kept in a file (:func:`unexpected`)."""
     try:
         yield
     except TuduiError as err:
@@ -61,9 +67,35 @@ def exit_on_user_error() -> Iterator[None]:
         raise SystemExit(130) from None
     except OSError as err:
         if err.errno not in WRITE_REFUSED:
-            raise
-        print(f"error: {cannot_write(err)}", file=sys.stderr)
+            print(f"error: {unexpected(err)}", file=sys.stderr)
+        else:
+            print(f"error: {cannot_write(err)}", file=sys.stderr)
         raise SystemExit(1) from None
+    except Exception as err:  # a library's error that tudui does not put in its own words
+        print(f"error: {unexpected(err)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def unexpected(err: BaseException) -> str:
+    """One line for an error tudui did not foresee: its kind and first line, and the file
+    that keeps its traceback (the run's log file, else a new file in the temp folder)."""
+    trace = "".join(traceback.format_exception(err))
+    logs = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.FileHandler) and os.path.isfile(h.baseFilename)
+    ]  # not a run folder's log once the folder is removed (a run that failed at start)
+    if logs:
+        logs[0].stream.write(trace)
+        logs[0].flush()
+        kept = logs[0].baseFilename
+    else:
+        descriptor, kept = tempfile.mkstemp(prefix="tudui-error-", suffix=".txt")
+        with os.fdopen(descriptor, "w") as f:
+            f.write(trace)
+    first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    said = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    return f"{printable(said)} (unexpected: the traceback is in {kept})"
 
 
 # What a disk or the system answers a write it refuses: a full disk or quota, a file over

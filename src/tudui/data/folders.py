@@ -53,18 +53,22 @@ def followed(path: Path, root: Path) -> Path:
 
 
 def image_files(folder: Path, root: Path | None = None) -> list[Path]:
-    """Every image under ``folder``, sorted, hidden folders left out. Links are followed
-    only inside ``root`` (the data folder; ``folder`` by default), and each folder is walked
-    once however many links lead to it: no loop, no image twice. The walk keeps its own
-    stack, so no depth of nesting reaches Python's recursion limit."""
+    """Every image under ``folder``, sorted, hidden folders left out. A link out of ``root``
+    (the data folder; ``folder`` by default) is refused; links to folders are followed
+    within ``folder``, each folder walked once however many links lead to it: no loop, no
+    image twice. The walk keeps its own stack: no depth of nesting reaches Python's
+    recursion limit."""
     root = (root or folder).resolve()
+    top = folder.resolve()
     found: list[Path] = []
     walked: set[Path] = set()
     waiting = [folder]
     while waiting:
         here = waiting.pop()
         real = followed(here, root)
-        if real in walked:
+        # A link back up (to the data folder) or across (into another class's folder)
+        # leads to images that are counted where they are: not again, under this class.
+        if real in walked or not real.is_relative_to(top):
             continue
         walked.add(real)
         try:
@@ -89,7 +93,7 @@ def _subfolders(folder: Path, root: Path) -> list[Path]:
         _unreadable(err)
     found = sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
     seen: dict[Path, Path] = {}
-    for path in found:
+    for path in sorted(found, key=Path.is_symlink):  # folders first, then links to them
         target = followed(path, root)
         if root.is_relative_to(target) or target in seen:
             same = "the data folder itself" if root.is_relative_to(target) else seen[target]
