@@ -22,6 +22,7 @@ from .helpers import (
     start_script,
     write_fake_cifar10,
 )
+from .test_recipes import images_by_step
 
 LOGGED = [*ON_FAKE_CIFAR, "logger=[tensorboard,csv]", "trainer.log_every_n_steps=1"]
 
@@ -34,17 +35,6 @@ def scalars(run) -> dict[str, list[int]]:
         events.Reload()
         for tag in events.Tags()["scalars"]:
             steps.setdefault(tag, []).extend(e.step for e in events.Scalars(tag))
-    return steps
-
-
-def images(run) -> dict[str, list[int]]:
-    """Each TensorBoard image of the run: the steps it was logged at."""
-    steps: dict[str, list[int]] = {}
-    for path in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
-        events = EventAccumulator(str(path), size_guidance={"images": 0})
-        events.Reload()
-        for tag in events.Tags()["images"]:
-            steps.setdefault(tag, []).extend(e.step for e in events.Images(tag))
     return steps
 
 
@@ -126,10 +116,10 @@ def test_what_is_logged_after_the_last_stage_is_on_disk_when_train_returns(tmp_p
     )  # fmt: skip
     train(cfg)
     if tune:
-        assert images(run) == {"tune/lr_find": [0]}
+        assert images_by_step(run) == {"tune/lr_find": [0]}
     else:
         assert {"hp/best_val_acc", "hp/test_acc"} <= set(scalars(run))
-        assert "test/confusion_matrix" in images(run)
+        assert "test/confusion_matrix" in images_by_step(run)
         assert "batch_size" in (run / "csv" / "hparams.yaml").read_text()  # the CSV logger's
 
 
