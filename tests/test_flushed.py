@@ -101,6 +101,7 @@ def test_a_failure_after_the_test_leaves_every_log_on_disk(tmp_path, monkeypatch
     assert len(logged["val/acc"]) == 2 and len(logged["test/acc"]) == 1
     assert {"hp/best_val_acc", "hp/test_acc"} <= set(logged)  # logged after the test
     assert len([r for r in csv_rows(run / "csv" / "metrics.csv") if r.get("val/acc")]) == 2
+    assert not (run / "metrics.json").exists()  # no results claimed for a failed run
 
 
 @pytest.mark.parametrize("tune", [False, True], ids=["trained", "lr_find"])

@@ -33,7 +33,7 @@ def test_a_class_folder_linked_to_the_data_folder_is_refused(tmp_path):
     """``again -> .`` once made a third class holding every image twice."""
     root = make_class_folders(tmp_path / "data", {"ants": 3, "bees": 3})
     (root / "again").symlink_to(".")
-    with pytest.raises(DataError, match="again leads to the data folder itself"):
+    with pytest.raises(DataError, match="again leads to .*data, the folder it is in"):
         class_folder_samples(root)
     (root / "again").unlink()
     (root / "again").symlink_to("ants")

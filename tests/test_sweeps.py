@@ -264,3 +264,19 @@ def test_the_summary_tells_interrupted_jobs_from_failed_ones(tmp_path):
         for name, text in files.items():
             (run.root / name).write_text(text)
     assert [r["status"] for r in job_rows(tmp_path)] == ["ok", "interrupted", "failed"]
+
+
+def test_a_job_that_fails_unexpectedly_leaves_the_sweep_running(tmp_path, caplog):
+    """A library's error in one job (out of memory at a swept batch size) is that job's
+    failure: the launcher goes on to the next job."""
+    from tudui.runs.sweep import run_sweep_job
+
+    from .helpers import compose_config
+
+    cfg = compose_config(f"paths.output_dir={tmp_path}")
+
+    def out_of_memory(cfg):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    assert run_sweep_job(out_of_memory, cfg) is None
+    assert "this job failed: RuntimeError: CUDA out of memory" in caplog.text

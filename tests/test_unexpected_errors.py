@@ -3,6 +3,7 @@ line and the file that keeps its traceback, never the traceback on the terminal.
 
 import re
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from tudui.errors import exit_on_user_error
 from .helpers import run_entry, write_fake_cifar10
 
 
-def test_any_exception_is_one_line_with_its_traceback_kept(capsys):
+def test_any_exception_is_one_line_with_its_traceback_kept(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # no run folder here: a temp file
     with pytest.raises(SystemExit) as stop, exit_on_user_error():
         {}["missing"]  # noqa: B018 - a library's KeyError, say
     said = capsys.readouterr().err.strip()
@@ -23,7 +25,7 @@ def test_any_exception_is_one_line_with_its_traceback_kept(capsys):
     assert kept and "Traceback" in Path(kept.group(1)).read_text()
 
 
-def test_a_tracking_server_that_does_not_answer_is_one_line_in_seconds(tmp_path):
+def test_a_tracking_server_that_refuses_connections_is_one_line(tmp_path):
     pytest.importorskip("mlflow")
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

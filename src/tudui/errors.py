@@ -81,21 +81,25 @@ def unexpected(err: BaseException) -> str:
     that keeps its traceback (the run's log file, else a new file in the temp folder)."""
     trace = "".join(traceback.format_exception(err))
     logs = [
-        h
+        h.baseFilename
         for h in logging.getLogger().handlers
         if isinstance(h, logging.FileHandler) and os.path.isfile(h.baseFilename)
     ]  # not a run folder's log once the folder is removed (a run that failed at start)
-    if logs:
-        logs[0].stream.write(trace)
-        logs[0].flush()
-        kept = logs[0].baseFilename
-    else:
-        descriptor, kept = tempfile.mkstemp(prefix="tudui-error-", suffix=".txt")
-        with os.fdopen(descriptor, "w") as f:
-            f.write(trace)
-    first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-    said = f"{type(err).__name__}: {first}" if first else type(err).__name__
-    return f"{printable(said)} (unexpected: the traceback is in {kept})"
+    try:
+        if logs:
+            kept = logs[0]
+            with open(kept, "a", encoding="utf-8") as f:
+                f.write(trace)
+        else:
+            descriptor, kept = tempfile.mkstemp(prefix="tudui-error-", suffix=".txt")
+            with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+                f.write(trace)
+        where = f"the traceback is in {printable(kept)}"
+    except OSError:  # a full disk: the one line still says what failed
+        where = "its traceback could not be written"
+    message = str(err).strip()
+    said = f"{type(err).__name__}: {message.splitlines()[0][:300]}" if message else ""
+    return f"{printable(said or type(err).__name__)} (unexpected: {where})"
 
 
 # What a disk or the system answers a write it refuses: a full disk or quota, a file over

@@ -51,8 +51,8 @@ class Prediction:
 def image_paths(pattern: str) -> list[Path]:
     """An image file, every image under a folder, or the matches of a glob, sorted."""
     path = Path(pattern).expanduser()
-    if path.is_dir():
-        found = image_files(path)
+    if path.is_dir():  # the user's own choice: links to images anywhere are followed
+        found = image_files(path, root=Path(path.resolve().anchor))
     elif path.exists():
         return [path]
     else:

@@ -75,6 +75,7 @@ def train(cfg: DictConfig) -> float | None:
             if resumed:
                 check_fits(classifier, resumed, resume)
                 log.info(resume_line(resume, resumed))
+                run.interrupted.unlink(missing_ok=True)  # a sweep's mark: the job goes on
             trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume, weights_only=True)
             checkpoint = trainer.checkpoint_callback
             best = checkpoint.best_model_path if checkpoint is not None else ""
@@ -117,9 +118,9 @@ def _find_lr(
 def _record_results(
     cfg: DictConfig, classifier: ImageClassifier, trainer: L.Trainer, results: dict[str, Any]
 ) -> None:
-    """``metrics.json`` in the run folder (read by the sweep summary), and the run's
-    hyperparameters with its results in TensorBoard's HPARAMS tab and the trackers."""
-    write_text(RunFolder(Path(cfg.paths.output_dir)).metrics, json.dumps(results, indent=2) + "\n")
+    """The run's hyperparameters with its results in TensorBoard's HPARAMS tab and the
+    trackers, then ``metrics.json`` in the run folder (read by the sweep summary): written
+    last, it claims results only for a run that recorded them all."""
     hparams = {
         "name": cfg.name,
         "tags": ",".join(cfg.tags),
@@ -140,3 +141,4 @@ def _record_results(
         else:
             logger.log_hyperparams(hparams)
             logger.log_metrics(metrics)
+    write_text(RunFolder(Path(cfg.paths.output_dir)).metrics, json.dumps(results, indent=2) + "\n")

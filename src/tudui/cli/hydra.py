@@ -96,7 +96,7 @@ def trainer_keys_without_plus(args: list[str]) -> list[str]:
 
     def plain(arg: str) -> str:
         key = arg.split("=", 1)[0]
-        adds = arg.startswith("+trainer.") and not arg.startswith("++")
+        adds = arg.startswith("+trainer.")
         return arg[1:] if adds and key.removeprefix("+trainer.") in arguments else arg
 
     return [plain(arg) if isinstance(arg, str) else arg for arg in args]

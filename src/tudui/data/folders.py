@@ -2,8 +2,9 @@
 
 A sample is ``(image path, class name)``. Every problem found in a folder is reported in
 one message, so a user fixes a dataset in one pass instead of one error per run. Hidden
-folders (``.git``, ``.ipynb_checkpoints``) are not data; links whose target is gone are
-kept, to be reported with the other unreadable images.
+folders (``.git``, ``.ipynb_checkpoints``) are not data; links out of the data folder are
+refused; links inside it whose target is gone are kept, to be reported with the other
+unreadable images.
 """
 
 import logging
@@ -42,7 +43,7 @@ def followed(path: Path, root: Path) -> Path:
     """Where ``path`` leads, links followed: refused unless it is inside ``root`` (resolved),
     the data folder. A link out of it would make any file a dataset's image or label (a
     label file linked to ``/proc/self/environ`` once made the environment a class name)."""
-    target = path.resolve()
+    target = Path(os.path.realpath(path))  # a loop of links: no error, a path that is none
     if path.is_symlink() and not target.is_relative_to(root):
         raise DataError(
             f"{printable(str(path))} is a link to {printable(str(target))}, outside the data "
@@ -53,35 +54,30 @@ def followed(path: Path, root: Path) -> Path:
 
 
 def image_files(folder: Path, root: Path | None = None) -> list[Path]:
-    """Every image under ``folder``, sorted, hidden folders left out. A link out of ``root``
-    (the data folder; ``folder`` by default) is refused; links to folders are followed
-    within ``folder``, each folder walked once however many links lead to it: no loop, no
-    image twice. The walk keeps its own stack: no depth of nesting reaches Python's
-    recursion limit."""
+    """Every image under ``folder``, sorted, hidden folders left out. Links to image files
+    are followed inside ``root`` (the data folder; ``folder`` by default) and refused out
+    of it; links to folders are not walked (inside the data they are counted where they
+    lead, as torchvision's ImageFolder does): no loop, no folder twice. The walk keeps its
+    own stack, so no depth of nesting reaches Python's recursion limit."""
     root = (root or folder).resolve()
-    top = folder.resolve()
     found: list[Path] = []
-    walked: set[Path] = set()
     waiting = [folder]
     while waiting:
         here = waiting.pop()
-        real = followed(here, root)
-        # A link back up (to the data folder) or across (into another class's folder)
-        # leads to images that are counted where they are: not again, under this class.
-        if real in walked or not real.is_relative_to(top):
-            continue
-        walked.add(real)
         try:
-            entries = list(os.scandir(here))
+            entries = sorted(os.scandir(here), key=lambda entry: entry.name, reverse=True)
         except OSError as err:
             _unreadable(err)
         for entry in entries:
             path = Path(entry.path)
-            followed(path, root)
-            if entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):
                 if not entry.name.startswith("."):
                     waiting.append(path)
+            elif entry.is_symlink() and entry.is_dir():
+                followed(path, root)  # out of the data: refused; inside: counted there
             elif is_image_file(path):
+                if entry.is_symlink():
+                    followed(path, root)
                 found.append(path)
     return sorted(found)
 
@@ -95,10 +91,14 @@ def _subfolders(folder: Path, root: Path) -> list[Path]:
     seen: dict[Path, Path] = {}
     for path in sorted(found, key=Path.is_symlink):  # folders first, then links to them
         target = followed(path, root)
-        if root.is_relative_to(target) or target in seen:
-            same = "the data folder itself" if root.is_relative_to(target) else seen[target]
+        # A class that holds the folder being read (or the data folder), or lies inside
+        # another class (or holds one): its images would count under two classes.
+        above = [p for p in (folder.resolve(), root) if p.is_relative_to(target)]
+        overlap = [seen[t] for t in seen if t.is_relative_to(target) or target.is_relative_to(t)]
+        if above or overlap:
+            same = f"{above[0]}, the folder it is in" if above else str(overlap[0])
             raise DataError(
-                f"{printable(str(path))} leads to {printable(str(same))}: its images would "
+                f"{printable(str(path))} leads to {printable(same)}: its images would "
                 "be counted twice, under two classes. Remove the link."
             )
         seen[target] = path
@@ -117,6 +117,7 @@ def class_folder_samples(folder: Path, root: Path | None = None) -> list[Sample]
     ImageFolder). Links are followed inside ``root``, the data folder (``folder`` by default)."""
     _check_folder(folder)
     root = (root or folder).resolve()
+    followed(folder, root)  # train/ linked out of the data folder: refused as any link
     classes = _subfolders(folder, root)
     if not classes:
         raise DataError(
@@ -159,6 +160,7 @@ def label_file_samples(folder: Path, root: Path | None = None) -> list[Sample]:
     """
     _check_folder(folder)
     root = (root or folder).resolve()
+    followed(folder, root)
     image_dirs = [p for p in _subfolders(folder, root) if p.name.endswith("_image")]
     if not image_dirs:
         return class_folder_samples(folder, root)

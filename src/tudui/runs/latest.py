@@ -30,7 +30,10 @@ def latest_run(root: Path) -> RunFolder:
     started = [p for p in root.glob("*") if STARTED.match(p.name)]
     runs = [RunFolder(p) for p in started if RunFolder(p).last_checkpoint.is_file()]
     if not runs:
-        raise ConfigError(f"latest: there is no run with a checkpoint under {root}/.")
+        raise ConfigError(
+            f"latest: there is no run with a checkpoint under {root}/ in a folder named by "
+            "its start (<date>_<time>_<name>, as train.py names them): give its folder."
+        )
     return max(runs, key=lambda run: STARTED.match(run.root.name).group())
 
 

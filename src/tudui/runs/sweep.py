@@ -15,7 +15,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from tudui.atomic import write_text
-from tudui.errors import TrainingInterrupted, TuduiError, exit_on_user_error
+from tudui.errors import (
+    WRITE_REFUSED,
+    TrainingInterrupted,
+    TuduiError,
+    exit_on_user_error,
+    unexpected,
+)
 from tudui.folder import RunFolder
 from tudui.machine import usable_cores
 from tudui.text import write_csv
@@ -135,6 +141,14 @@ def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         raise
     except TuduiError as err:
         log.error("this job failed: %s", err)
+        return None
+    except OSError as err:
+        if err.errno in WRITE_REFUSED:  # a full disk: the next jobs would fail as well
+            raise
+        log.error("this job failed: %s", unexpected(err))
+        return None
+    except Exception as err:  # a library's error (out of memory at a swept batch size)
+        log.error("this job failed: %s", unexpected(err))
         return None
 
 

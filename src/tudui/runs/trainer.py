@@ -131,10 +131,11 @@ def build_trainer(cfg: DictConfig, interrupts: SaveOnInterrupt) -> L.Trainer:
     # MLflow 3 sends usage telemetry to its own servers once imported: a local store stays
     # local unless the user asks (MLFLOW_DISABLE_TELEMETRY=false).
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # A tracking server that does not answer: one line in seconds, not minutes of retries
-    # (MLflow's defaults: 120 s a request, 7 retries with growing waits between them).
+    # A tracking server that does not answer: one line in about a minute, not many minutes
+    # of retries (MLflow's defaults: 120 s a request, 7 retries with growing waits between
+    # them); 3 retries still ride out a server's restart of a few seconds mid-run.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     loggers = [build(node, f"logger.{name}") for name, node in _entries(cfg, "logger")]
     plugins = [AtomicCheckpointIO()]
     quiet_third_party()
