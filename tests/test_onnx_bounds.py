@@ -18,6 +18,7 @@ from .helpers import PATIENCE
 from .test_export import exported, runs  # noqa: F401 - fixtures: a trained run, its ONNX
 
 onnx = pytest.importorskip("onnx")
+pytestmark = pytest.mark.slow  # a model is trained for its ONNX file: the slow set
 
 
 @pytest.fixture

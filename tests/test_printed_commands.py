@@ -7,6 +7,7 @@ import logging
 import re
 import shlex
 
+import pytest
 from rich.console import Console
 
 from tudui.runs.console import ConsoleHandler
@@ -53,6 +54,7 @@ def test_the_footer_commands_of_a_folder_run_run_as_printed(tmp_path):
     assert image.name in paste([*predict[:-1], f"img={image}"], tmp_path).stdout
 
 
+@pytest.mark.slow  # a second training run: the slow set
 def test_the_eval_command_of_a_cifar_run_skips_the_md5_check_as_the_run_did(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")  # not the real files: their md5 differs
     run = tmp_path / "run"
@@ -76,6 +78,7 @@ def test_a_printed_command_is_one_line_in_a_narrow_terminal():
     assert f"    {command}\n" in screen.getvalue()  # whole, not cut at 40 columns
 
 
+@pytest.mark.slow  # a subprocess run: the slow set
 def test_the_progress_bars_last_frame_shows_the_last_epochs_validation(tmp_path):
     data = write_fake_cifar10(tmp_path / "data")
     run = tmp_path / "run"
