@@ -66,4 +66,10 @@ def test_deeply_nested_folders_do_not_reach_the_recursion_limit(tmp_path):
         deep = deep / "d"
         deep.mkdir()  # one at a time: os.makedirs recurses too
     write_image(deep / "deep.png")
-    assert len(class_folder_samples(root)) == 5
+    try:
+        assert len(class_folder_samples(root)) == 5
+    finally:  # removed here, bottom up: shutil.rmtree (pytest's clean-up) recurses too
+        (deep / "deep.png").unlink()
+        while deep != root / "ants":
+            deep.rmdir()
+            deep = deep.parent
