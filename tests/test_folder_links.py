@@ -73,3 +73,14 @@ def test_deeply_nested_folders_do_not_reach_the_recursion_limit(tmp_path):
         while deep != root / "ants":
             deep.rmdir()
             deep = deep.parent
+
+
+def test_a_glob_through_a_link_loop_returns(tmp_path):
+    """``img='.../**/*.jpg'`` over a link back up once never returned (glob.glob walks
+    into links to folders)."""
+    from tudui.predict import image_paths
+
+    root = make_class_folders(tmp_path / "photos", {"a": 1, "b": 1})
+    (root / "a" / "up").symlink_to("..")
+    found = image_paths(f"{root}/**/*.jpg")
+    assert found == sorted(root.glob("[ab]/*.jpg"))

@@ -56,11 +56,23 @@ def image_paths(pattern: str) -> list[Path]:
     elif path.exists():
         return [path]
     else:
-        matches = (Path(p) for p in glob.glob(str(path), recursive=True))
-        found = sorted(p for p in matches if p.is_file() and is_image_file(p))
+        found = sorted(p for p in _glob(path) if p.is_file() and is_image_file(p))
     if not found:
         raise TuduiError(f"No image found at {pattern}: give an image, a folder or a glob.")
     return found
+
+
+def _glob(pattern: Path) -> list[Path]:
+    """The matches of ``pattern``, ``**`` included, by pathlib, which does not walk into
+    links to folders (glob.glob does: through a link loop it never returns)."""
+    parts = pattern.parts
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    if first == len(parts):
+        return []
+    try:
+        return list(Path(*parts[:first]).glob(str(Path(*parts[first:]))))
+    except RecursionError:
+        raise TuduiError(f"img={pattern}: its folders nest too deeply to search.") from None
 
 
 class Classifier(Protocol):
