@@ -13,6 +13,12 @@ from tudui.errors import ConfigError
 from .helpers import PATIENCE, REPO, make_class_folders, run_entry, wait_for_library
 
 CASES = [
+    ("seed=18446744073709551616", "seed=18446744073709551616 must be an integer in [0, 2**32)"),
+    ("trainer.gradient_clip_val=nan", "trainer.gradient_clip_val=nan must be a number >= 0"),
+    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 must be a number >= 0"),
+    ("trainer.precision=64", "trainer.precision=64 must be one of 32-true"),
+    ("trainer.strategy=ddp_spawn", "trainer.strategy='ddp_spawn' must be ddp, auto or another"),
+    ("scheduler=onecycle scheduler.div_factor=1e-308", "scheduler.div_factor=1e-308 must be a"),
     ("optim.lr=-1", "optim.lr=-1 must be a number > 0"),
     ("optim.lr=inf", "optim.lr=inf must be a number > 0 and finite"),
     ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
@@ -34,7 +40,7 @@ CASES = [
     ("trainer.devices=99", "trainer.devices=99 asks for 99 processes"),
     ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 must be a number of batches"),
     ("+trainer.gradient_clip_vall=1", "did you mean trainer.gradient_clip_val?"),
-    ("seed=-1", "seed=-1 must be an integer >= 0"),
+    ("seed=-1", "seed=-1 must be an integer in [0, 2**32)"),
     ("data.input_size=60000", "data.input_size=60000 must be an integer in [1, 1024]"),
     ("optim.lr=[", "Cannot parse an override"),
     ("optim.nesterov=true", "optim.nesterov=true needs optim.momentum > 0"),

@@ -16,6 +16,7 @@ import torch
 
 from tudui.config.types import (
     Fraction,
+    LrRatio,
     NonNegativeFloat,
     OpenFraction,
     PositiveFloat,
@@ -114,8 +115,8 @@ class OneCycleLR(_Schedule):
     epochs: PositiveInt
     max_lr: PositiveFloat | None = None  # None: the optimizer's lr
     pct_start: OpenFraction = 0.3
-    div_factor: PositiveFloat = 25.0
-    final_div_factor: PositiveFloat = 1e4
+    div_factor: LrRatio = 25.0
+    final_div_factor: LrRatio = 1e4
     anneal_strategy: Literal["cos", "linear"] = "cos"
     cycle_momentum: bool = True
     interval: Interval = field(default="step", kw_only=True)

@@ -30,6 +30,11 @@ PositiveInt = Annotated[int, Check(lambda v: v >= 1, "an integer >= 1")]
 NonNegativeInt = Annotated[int, Check(lambda v: v >= 0, "an integer >= 0")]
 PositiveFloat = Annotated[float, Check(lambda v: 0 < v < math.inf, "a number > 0 and finite")]
 NonNegativeFloat = Annotated[float, Check(lambda v: 0 <= v < math.inf, "a number >= 0 and finite")]
+# What seed_everything (NumPy's generator) takes.
+Seed = Annotated[int, Check(lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")]
+# A ratio of two learning rates (one-cycle's start and end below its peak): at least 1,
+# at most 1e12, past which the rate it divides underflows or overflows float32.
+LrRatio = Annotated[float, Check(lambda v: 1 <= v <= 1e12, "a number in [1, 1e12]")]
 Fraction = Annotated[float, Check(lambda v: 0 <= v < 1, "a number in [0, 1)")]
 OpenFraction = Annotated[float, Check(lambda v: 0 < v < 1, "a number between 0 and 1")]
 # Per-channel normalization of RGB images, of pixels in [0, 1]: outside these ranges no

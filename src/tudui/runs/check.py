@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tudui.config.arguments import MISSING, UNRESOLVED, argument_problems
-from tudui.config.types import NonNegativeInt
+from tudui.config.types import Seed
 from tudui.errors import ConfigError
 
 
@@ -24,7 +24,7 @@ class TopLevel:
     """The top-level keys of ``conf/config.yaml`` and ``conf/eval.yaml``; groups have
     consumers of their own."""
 
-    seed: NonNegativeInt | None = None  # null: a random seed
+    seed: Seed | None = None  # null: a random seed
     train: bool = True
     ckpt: str | None = None  # train.py: what to resume from; eval.py: what to evaluate
     ckpt_path: str | None = None  # train.py: the old name of ckpt

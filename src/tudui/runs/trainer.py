@@ -18,7 +18,7 @@ from tudui.callbacks import RestoredStates, TrainingSteps, UnfreezeBackbone
 from tudui.callbacks.finetuning import FINETUNE_OPTIONS
 from tudui.config.arguments import argument_problems
 from tudui.config.build import build
-from tudui.config.types import Check, PositiveInt
+from tudui.config.types import Check, NonNegativeFloat, PositiveInt
 from tudui.errors import ConfigError
 from tudui.lightning_private import model_summary_without, relaunches_this_script
 from tudui.machine import usable_cores
@@ -44,6 +44,7 @@ def _batch_limit(allow_zero: bool) -> Any:
     return Annotated[int | float, Check(ok, f"a number of batches >= {low}, or a share in {share}")]
 
 
+PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true")
 # Lightning checks these only when they fail mid-run, or not at all: tudui checks them first.
 STRICTER = {
     "max_epochs": Annotated[
@@ -53,6 +54,18 @@ STRICTER = {
     "num_nodes": PositiveInt,
     "limit_train_batches": _batch_limit(allow_zero=False) | None,
     "limit_val_batches": _batch_limit(allow_zero=True) | None,
+    "gradient_clip_val": NonNegativeFloat | None,  # Lightning takes nan, and -1 (no clipping)
+    # The models and data are float32: 64-true makes the weights double and the first
+    # layer fails on float images after the run folder exists.
+    "precision": Annotated[
+        str | int | None,
+        Check(lambda v: v is None or str(v) in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+    ],
+    # Spawned processes re-import and pickle the whole run (its callbacks are local
+    # objects): DDP starts them as scripts instead (trainer=ddp, or strategy=ddp).
+    "strategy": Annotated[
+        Any, Check(lambda v: "spawn" not in str(v), "ddp, auto or another that is not a spawn")
+    ],
 }
 BUILT_IN_CODE = {"callbacks", "logger", "plugins"}
 
