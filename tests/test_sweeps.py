@@ -256,14 +256,21 @@ def test_the_summary_tells_interrupted_jobs_from_failed_ones(tmp_path):
     from tudui.folder import RunFolder
     from tudui.runs.sweep import job_rows
 
+    # A job with neither results nor a failure was stopped from outside: the interrupted
+    # sweep ended its worker before it could save and say so.
     for job, files in {"0": {"metrics.json": '{"test_acc": 0.5}'}, "1": {"interrupted.txt": "x"},
-                       "2": {}}.items():  # fmt: skip
+                       "2": {}, "3": {"failed.txt": "x"}}.items():  # fmt: skip
         run = RunFolder(tmp_path / job)
         run.hydra.mkdir(parents=True)
         run.saved_overrides.write_text(f"- seed={job}\n")
         for name, text in files.items():
             (run.root / name).write_text(text)
-    assert [r["status"] for r in job_rows(tmp_path)] == ["ok", "interrupted", "failed"]
+    assert [r["status"] for r in job_rows(tmp_path)] == [
+        "ok",
+        "interrupted",
+        "interrupted",
+        "failed",
+    ]
 
 
 def test_a_job_that_fails_unexpectedly_leaves_the_sweep_running(tmp_path, caplog):
@@ -280,3 +287,4 @@ def test_a_job_that_fails_unexpectedly_leaves_the_sweep_running(tmp_path, caplog
 
     assert run_sweep_job(out_of_memory, cfg) is None
     assert "this job failed: RuntimeError: CUDA out of memory" in caplog.text
+    assert "CUDA out of memory" in (tmp_path / "failed.txt").read_text()

@@ -41,9 +41,15 @@ class RunFolder:
 
     @property
     def interrupted(self) -> Path:
-        """A sweep job's interrupt message (Ctrl-C, SIGTERM), for the sweep summary: the job
-        is ``interrupted`` there, not ``failed``, until a resume writes its results."""
+        """A sweep job's interrupt message (Ctrl-C, SIGTERM), until a resume goes on."""
         return self.root / "interrupted.txt"
+
+    @property
+    def failed(self) -> Path:
+        """A sweep job's error, for the sweep summary: the job is ``failed`` there. A job
+        with neither results nor this was stopped from outside (an interrupted sweep ends
+        its workers): ``interrupted``."""
+        return self.root / "failed.txt"
 
     @property
     def epoch_metrics(self) -> Path:

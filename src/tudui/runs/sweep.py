@@ -56,7 +56,7 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
 def _status(job: RunFolder, metrics: dict[str, Any]) -> str:
     if metrics:
         return "ok"
-    return "interrupted" if job.interrupted.is_file() else "failed"
+    return "failed" if job.failed.is_file() else "interrupted"
 
 
 def _short(override: str) -> str:
@@ -140,16 +140,18 @@ def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
             write_text(run.interrupted, f"{err}\n")
         raise
     except TuduiError as err:
-        log.error("this job failed: %s", err)
-        return None
+        return _failed(cfg, str(err))
     except OSError as err:
         if err.errno in WRITE_REFUSED:  # a full disk: the next jobs would fail as well
             raise
-        log.error("this job failed: %s", unexpected(err))
-        return None
+        return _failed(cfg, unexpected(err))
     except Exception as err:  # a library's error (out of memory at a swept batch size)
-        log.error("this job failed: %s", unexpected(err))
-        return None
+        return _failed(cfg, unexpected(err))
+
+
+def _failed(cfg: DictConfig, why: str) -> None:
+    log.error("this job failed: %s", why)
+    RunFolder(Path(cfg.paths.output_dir)).failed.write_text(f"{why}\n", encoding="utf-8")
 
 
 def _share_the_cores() -> None:
