@@ -13,6 +13,8 @@ from tudui.errors import ConfigError
 from .helpers import PATIENCE, REPO, make_class_folders, run_entry, wait_for_library
 
 CASES = [
+    ("callbacks=null", "callbacks=null: a config group takes the name of an option"),
+    ("debug=null", "to leave the group out, give ~debug"),
     ("seed=18446744073709551616", "seed=18446744073709551616 must be an integer in [0, 2**32)"),
     ("trainer.gradient_clip_val=nan", "trainer.gradient_clip_val=nan must be a number >= 0"),
     ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 must be a number >= 0"),

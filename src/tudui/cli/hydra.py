@@ -121,14 +121,22 @@ def check_group_choices(args: list[str], config_dir: Path) -> None:
             override = parser.parse_override(line)
         except HydraException:
             continue  # Hydra says what is wrong with it
+        group = override.key_or_group
         if chooses_a_file(override, groups):
-            group = override.key_or_group
-            options = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
-            listed = f" (conf/{group}/ has {', '.join(options)})" if options else ""
             raise ConfigError(
-                f"{line}: a config group takes the name of an option{listed}, not a path. "
-                "For config files of your own, give their folder with --config-dir."
+                f"{line}: a config group takes the name of an option{_listed(config_dir, group)}, "
+                "not a path. For config files of your own, give their folder with --config-dir."
             )
+        if group in groups and not override.is_delete() and override.value() is None:
+            raise ConfigError(  # Hydra would raise "Config group override must be a string"
+                f"{line}: a config group takes the name of an option{_listed(config_dir, group)}"
+                f"; to leave the group out, give ~{group}."
+            )
+
+
+def _listed(config_dir: Path, group: str) -> str:
+    options = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
+    return f" (conf/{group}/ has {', '.join(options)})" if options else ""
 
 
 def chooses_a_file(override: Override, groups: set[str]) -> bool:
