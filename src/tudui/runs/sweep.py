@@ -151,7 +151,7 @@ def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
 
 def _failed(cfg: DictConfig, why: str) -> None:
     log.error("this job failed: %s", why)
-    RunFolder(Path(cfg.paths.output_dir)).failed.write_text(f"{why}\n", encoding="utf-8")
+    write_text(RunFolder(Path(cfg.paths.output_dir)).failed, f"{why}\n")
 
 
 def _share_the_cores() -> None:
