@@ -58,6 +58,11 @@ ON_FAKE_CIFAR = [
 ]
 
 
+def event_files(run: Path) -> list[Path]:
+    """The run's TensorBoard event files (``<run>/tensorboard/<name>/``), oldest first."""
+    return sorted((run / "tensorboard").rglob("events.out.tfevents.*"))
+
+
 def run_script(script: str, *args: str, env: dict | None = None, timeout: int = PATIENCE):
     """Run ``script`` (train.py, predict.py) from the repo as a user would; return the result."""
     return subprocess.run(

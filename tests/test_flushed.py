@@ -18,6 +18,7 @@ from .helpers import (
     ON_FAKE_CIFAR,
     PATIENCE,
     compose_config,
+    event_files,
     run_entry,
     start_script,
     write_fake_cifar10,
@@ -30,7 +31,7 @@ LOGGED = [*ON_FAKE_CIFAR, "logger=[tensorboard,csv]", "trainer.log_every_n_steps
 def scalars(run) -> dict[str, list[int]]:
     """Each TensorBoard scalar of the run: the steps it was logged at, over all event files."""
     steps: dict[str, list[int]] = {}
-    for path in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
+    for path in event_files(run):
         events = EventAccumulator(str(path))
         events.Reload()
         for tag in events.Tags()["scalars"]:
@@ -88,7 +89,7 @@ def test_a_failure_after_the_test_leaves_every_log_on_disk(tmp_path, monkeypatch
     log_metrics = CSVLogger.log_metrics
 
     def disk_full_at_the_results(self, metrics, step=None):
-        if "hp/test_acc" in metrics:
+        if "whole_run/test_acc" in metrics:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         log_metrics(self, metrics, step)
 
@@ -99,7 +100,7 @@ def test_a_failure_after_the_test_leaves_every_log_on_disk(tmp_path, monkeypatch
     steps = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert sorted(logged["train/loss"]) == list(range(steps))
     assert len(logged["val/acc"]) == 2 and len(logged["test/acc"]) == 1
-    assert {"hp/best_val_acc", "hp/test_acc"} <= set(logged)  # logged after the test
+    assert {"whole_run/best_val_acc", "whole_run/test_acc"} <= set(logged)  # logged after the test
     assert len([r for r in csv_rows(run / "csv" / "metrics.csv") if r.get("val/acc")]) == 2
     assert not (run / "metrics.json").exists()  # no results claimed for a failed run
 
@@ -119,7 +120,7 @@ def test_what_is_logged_after_the_last_stage_is_on_disk_when_train_returns(tmp_p
     if tune:
         assert images_by_step(run) == {"tune/lr_find": [0]}
     else:
-        assert {"hp/best_val_acc", "hp/test_acc"} <= set(scalars(run))
+        assert {"whole_run/best_val_acc", "whole_run/test_acc"} <= set(scalars(run))
         assert "test/confusion_matrix" in images_by_step(run)
         assert "batch_size" in (run / "csv" / "hparams.yaml").read_text()  # the CSV logger's
 

@@ -18,7 +18,7 @@ from tudui.callbacks.report import TOP_LOSSES
 from tudui.classifier import ImageClassifier
 from tudui.pictures import CAPTION, GAP, TILE, captioned_grid, confusion_figure, grid_size
 
-from .helpers import ON_FAKE_CIFAR, make_class_folders, run_entry
+from .helpers import ON_FAKE_CIFAR, event_files, make_class_folders, run_entry
 
 TINY = [*ON_FAKE_CIFAR, "trainer.max_epochs=2"]
 
@@ -31,7 +31,7 @@ def train(tmp_path, *overrides, script="train.py"):
 
 def images_by_step(run):
     tags = {}
-    for path in sorted((run / "tensorboard").glob("events.*")):
+    for path in event_files(run):
         events = EventAccumulator(str(path), size_guidance={"images": 0})
         events.Reload()
         for tag in events.Tags()["images"]:
@@ -68,9 +68,10 @@ def test_the_fast_recipe_trains_with_a_one_cycle_lr_stepped_per_batch(tmp_path, 
     tiles = min(TOP_LOSSES, len(wrong))
     assert Image.open(run / "top_losses.png").size == grid_size(tiles)
 
-    # Learning you can watch: the same validation images, one step per epoch.
+    # Learning you can watch: the same validation images after each epoch (of 5 steps), at
+    # the step of that epoch's val/acc.
     tags = images_by_step(run)
-    assert tags["val/predictions"] == [0, 1]
+    assert tags["val/predictions"] == [5, 10]
     assert tags["test/top_losses"] and tags["test/confusion_matrix"]
 
 

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tudui.runs.sweep import _short
 
-from .helpers import ON_FAKE_CIFAR, make_class_folders, run_entry
+from .helpers import ON_FAKE_CIFAR, event_files, make_class_folders, run_entry
 
 TINY = [*ON_FAKE_CIFAR, "trainer.max_epochs=1"]
 
@@ -65,7 +65,7 @@ def test_hparams_tell_runs_apart(tmp_path, cifar):
     run = tmp_path / "run"
     train(tmp_path, cifar, "name=lr-test", "tags=[a]", run_dir=run)
     contents = {}
-    for events_file in (run / "tensorboard").glob("events.out.tfevents.*"):
+    for events_file in event_files(run):
         events = EventAccumulator(str(events_file))
         events.Reload()
         with contextlib.suppress(KeyError):
@@ -105,7 +105,7 @@ def test_mlflow_logger_writes_a_local_store(tmp_path, cifar, monkeypatch):
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/outputs/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("tudui").experiment_id])
     assert run.info.run_name == "tracked"
-    assert "val/acc" in run.data.metrics and "hp/test_acc" in run.data.metrics
+    assert "val/acc" in run.data.metrics and "whole_run/test_acc" in run.data.metrics
     assert run.data.params["data"] == "cifar10"
 
 
@@ -123,7 +123,7 @@ def test_many_loggers(tmp_path, cifar):
     pytest.importorskip("mlflow")
     run = tmp_path / "run"
     train(tmp_path, cifar, "logger=many", run_dir=run)
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert list(event_files(run))
     assert (run / "csv" / "metrics.csv").is_file()
     assert (tmp_path / "outputs" / "mlflow.db").is_file()
 

@@ -25,6 +25,7 @@ from .helpers import (
     PATIENCE,
     REPO,
     compose_config,
+    event_files,
     run_entry,
     run_script,
     start_script,
@@ -45,7 +46,7 @@ TINY = [
 def train_loss_steps(run_dir) -> list[int]:
     """Every train/loss step in the run's TensorBoard folder, over all its event files."""
     steps = []
-    for events_file in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+    for events_file in event_files(run_dir):
         events = EventAccumulator(str(events_file))
         events.Reload()
         if "train/loss" in events.Tags()["scalars"]:

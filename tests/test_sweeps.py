@@ -18,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from .helpers import (
     PATIENCE,
     REPO,
+    event_files,
     run_entry,
     run_script,
     start_script,
@@ -71,7 +72,7 @@ def test_hparams_tab_holds_the_results(tmp_path):
     result = run_entry("train.py", f"data.data_dir={data}", *TINY, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     contents = {}
-    for events_file in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
+    for events_file in event_files(run_dir):
         events = EventAccumulator(str(events_file))
         events.Reload()
         with contextlib.suppress(KeyError):  # an event file without the HPARAMS plugin
@@ -79,7 +80,7 @@ def test_hparams_tab_holds_the_results(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and 0 <= metrics["test_acc"] <= 1
     raw = b"".join(contents.values())
-    assert b"hp/best_val_acc" in raw and b"optim/lr" in raw and b"hp_metric" not in raw
+    assert b"whole_run/best_val_acc" in raw and b"optim/lr" in raw and b"hp_metric" not in raw
 
 
 @pytest.mark.slow
@@ -115,9 +116,7 @@ def test_ddp_on_two_cpu_processes_writes_one_set_of_outputs(tmp_path):
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert len(checkpoints) == 2 and "last.ckpt" in checkpoints
     assert len(list(run_dir.glob("metrics.json"))) == 1
-    writers = {
-        p.name.split(".")[-2] for p in (run_dir / "tensorboard").glob("events.out.tfevents.*")
-    }
+    writers = {p.name.split(".")[-2] for p in event_files(run_dir)}
     assert len(writers) == 1  # one process wrote TensorBoard
     assert not list(tmp_path.glob("**/version_*"))
 

@@ -134,7 +134,9 @@ def _record_results(
         "seed": cfg.seed,
     }
     numbers = ("best_val_acc", "best_epoch", "test_acc", "epochs")
-    metrics = {f"hp/{k}": results[k] for k in numbers if results[k] is not None}
+    # Named to sort after train/, val/ and lr: TensorBoard orders its cards by name, and
+    # these have a single point each.
+    metrics = {f"whole_run/{k}": results[k] for k in numbers if results[k] is not None}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):  # its HPARAMS tab pairs them with metrics
             logger.log_hyperparams(hparams, metrics)

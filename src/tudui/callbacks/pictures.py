@@ -35,7 +35,7 @@ class LogTrainingBatchImages(L.Callback):
 class ValidationPredictions(L.Callback):
     """The same ``count`` validation images after every epoch, each with the class the model
     predicts and its probability (green when right, red when wrong), as ``val/predictions``
-    in TensorBoard's Images tab: one step per epoch, so its slider shows the model learning.
+    in TensorBoard's Images tab at the step of ``val/acc``: its slider shows the model learning.
 
     The images are spread evenly over the validation set, which for folder datasets is
     sorted by class, so most classes are shown.
@@ -66,4 +66,4 @@ class ValidationPredictions(L.Callback):
             ],
             ["forestgreen" if p == y else "firebrick" for p, _, y in rows],
         )
-        add_image(trainer, "val/predictions", grid, step=trainer.current_epoch)
+        add_image(trainer, "val/predictions", grid, step=trainer.global_step)  # as val/acc
