@@ -326,6 +326,6 @@ def test_an_image_that_becomes_unreadable_during_training_is_named(tmp_path):
 def test_a_file_name_that_is_not_utf8_is_named_with_escapes():
     """Reports write names to UTF-8 files: undecodable bytes of a name become \\x escapes."""
     path = os.fsdecode(b"/photos/bad\xff\xfe.png")  # surrogates, as os.listdir gives them
-    files = image_files_module.ImageFiles([(path, 0)], [None], transform=lambda image: image)
+    files = image_files_module.ImageFiles([(path, 0)], [None], lambda image: image, short_side=128)
     name = files.name(0)
     assert name == "/photos/bad\\xff\\xfe.png" and name.encode("utf-8")

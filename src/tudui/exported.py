@@ -91,7 +91,7 @@ class ExportedModel:
         self.classes, self.input_spec, self.description = read_metadata(self.session, path)
 
     def prepare(self, path: Path) -> np.ndarray:
-        return self.prepare_pixels(read_rgb(path))
+        return self.prepare_pixels(read_rgb(path, self.input_spec.decode_side))
 
     def prepare_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return prepare(pixels, self.input_spec)

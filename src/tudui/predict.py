@@ -15,6 +15,7 @@ from tudui.atomic import replaced_atomically
 from tudui.data.folders import image_files
 from tudui.data.images import BadImage, is_image_file
 from tudui.errors import ConfigError, TuduiError
+from tudui.input_spec import InputSpec
 from tudui.text import printable, write_csv
 
 
@@ -79,6 +80,7 @@ class Classifier(Protocol):
     """What predicting needs of a trained model, whatever runs it (PyTorch, ONNX Runtime)."""
 
     classes: list[str]
+    input_spec: InputSpec
 
     def prepare(self, path: Path) -> Any:
         """The image file at ``path`` as the model's input; raises BadImage."""

@@ -200,13 +200,14 @@ def make_app(classifier: Classifier, info: dict[str, Any], cfg: ServeConfig) -> 
 
     # Decoding takes memory in proportion to the pixels: as many at a time as there are cores.
     decoding = threading.BoundedSemaphore(usable_cores())
+    side = classifier.input_spec.decode_side  # decoded as predict.py decodes files
 
     def prepared(content_type: str, body: bytes) -> tuple[list[tuple[str, bytes]], list[Any]]:
         files = uploaded_images(content_type, body)
         try:
             with decoding:
                 return files, [
-                    classifier.prepare_pixels(decode_rgb(data, name, MAX_PIXELS))
+                    classifier.prepare_pixels(decode_rgb(data, name, MAX_PIXELS, side))
                     for name, data in files
                 ]
         except BadImage as err:

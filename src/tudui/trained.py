@@ -34,7 +34,7 @@ class TrainedModel:
         """An image file through the evaluation transform the model was validated with."""
         from tudui.data.images import read_rgb
 
-        return self.prepare_pixels(read_rgb(path))
+        return self.prepare_pixels(read_rgb(path, self.input_spec.decode_side))
 
     def prepare_pixels(self, pixels: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 pixels through that transform (channels-last view, no copy)."""

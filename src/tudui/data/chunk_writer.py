@@ -51,7 +51,7 @@ class ImageEncoder:
     def __call__(self, index: int) -> dict[str, Any] | None:
         name, label, source = self.images[index]
         try:
-            pixels = source if isinstance(source, np.ndarray) else read_rgb(source)
+            pixels = source if isinstance(source, np.ndarray) else read_rgb(source, self.max_side)
         except BadImage as err:
             with open(self.bad_folder / f"{os.getpid()}.txt", "a", encoding="utf-8") as f:
                 f.write(json.dumps(str(err)) + "\n")

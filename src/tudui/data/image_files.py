@@ -23,10 +23,12 @@ class ImageFiles(Dataset):
         samples: list[tuple[Path, int]],
         cache: list[torch.Tensor | None],
         transform: Callable[[torch.Tensor], torch.Tensor],
+        short_side: int,
     ) -> None:
         self.samples = samples
         self.cache = cache
         self.transform = transform
+        self.short_side = short_side  # images decoded as in the cache (read_rgb)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -36,7 +38,7 @@ class ImageFiles(Dataset):
         image = self.cache[index]
         if image is None:  # past the cache's budget: read again, as it was at the start
             try:
-                image = read_image(path)
+                image = read_image(path, self.short_side)
             except BadImage as err:
                 raise DataError(
                     f"{err}. It could be read when the run started and has changed since; "
@@ -50,22 +52,23 @@ class ImageFiles(Dataset):
         return os.fsencode(self.samples[index][0]).decode("utf-8", "backslashreplace")
 
     def picture(self, index: int) -> torch.Tensor:
-        """The image as it is on disk (uint8, 3 x H x W), for reports to show."""
+        """The image as the model's transforms get it (uint8, 3 x H x W), for reports."""
         image = self.cache[index]
-        return read_image(self.samples[index][0]) if image is None else image
+        return read_image(self.samples[index][0], self.short_side) if image is None else image
 
 
-def _read_or_error(path: Path) -> torch.Tensor | BadImage:
+def _read_or_error(path: Path, short_side: int) -> torch.Tensor | BadImage:
     try:
-        return read_image(path)
+        return read_image(path, short_side)
     except BadImage as err:
         return err
 
 
 def decode_images(
-    paths: list[Path], cache_bytes: int
+    paths: list[Path], cache_bytes: int, short_side: int
 ) -> tuple[dict[Path, torch.Tensor | None], list[BadImage]]:
-    """Decode every image once: the check that all are readable, and the cache.
+    """Decode every image once, no larger than ``short_side`` needs (``read_rgb``): the check
+    that all are readable, and the cache.
 
     Returns the readable images (``None`` for those past ``cache_bytes``) and the errors.
     """
@@ -73,7 +76,9 @@ def decode_images(
     bad: list[BadImage] = []
     used = 0
     with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes without the GIL
-        for path, image in zip(paths, pool.map(_read_or_error, paths), strict=True):
+        for path, image in zip(
+            paths, pool.map(_read_or_error, paths, [short_side] * len(paths)), strict=True
+        ):
             if isinstance(image, BadImage):
                 bad.append(image)
                 continue

@@ -133,7 +133,8 @@ class ImageFolderDataModule(ImageDataModule):
     ) -> ImageFiles:
         index = {name: i for i, name in enumerate(self.classes)}
         kept = [(path, index[label]) for path, label in samples if path in readable]
-        return ImageFiles(kept, [readable[path] for path, _ in kept], transform)
+        cache = [readable[path] for path, _ in kept]
+        return ImageFiles(kept, cache, transform, self.input_spec.decode_side)
 
     def sample_splits(self) -> dict[str, list[Sample]]:
         """Each split's ``(path, class name)`` pairs, found and held out without decoding
@@ -167,7 +168,7 @@ class ImageFolderDataModule(ImageDataModule):
             log.info("no %s: the validation images are the test set", self.root / "test")
             splits["test"] = splits["val"]
         paths = sorted({path for samples in splits.values() for path, _ in samples})
-        readable, bad = decode_images(paths, self.cache_bytes)
+        readable, bad = decode_images(paths, self.cache_bytes, self.input_spec.decode_side)
         if bad and not self.skip_bad_files:
             raise DataError(
                 f"{len(bad)} image files cannot be read: {'; '.join(map(str, bad))}. Replace "

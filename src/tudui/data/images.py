@@ -5,6 +5,7 @@ No torch at the top: predict.py's ONNX path reads images with this module, witho
 
 import io
 import warnings
+from math import ceil
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,8 +73,10 @@ def check_size(path: str | Path, width: int, height: int, max_pixels: int | None
         )
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an (H, W, 3) uint8 RGB array, its EXIF orientation applied.
+def read_rgb(path: str | Path, short_side: int | None = None) -> np.ndarray:
+    """Decode ``path`` to an (H, W, 3) uint8 RGB array, its EXIF orientation applied; with
+    ``short_side``, reduced by a whole factor (a JPEG in its decoder) to a shorter side of
+    ``short_side`` to twice that, if it is larger (:attr:`InputSpec.decode_side`).
 
     Raises:
         BadImage: the file is not a regular file, is corrupt, truncated or not an image,
@@ -86,16 +89,21 @@ def read_rgb(path: str | Path) -> np.ndarray:
         if not path.exists():
             what = "is a link to a missing file" if path.is_symlink() else "does not exist"
         raise BadImage(f"{path}: {what}")
-    return _decoded(path, path)
+    return _decoded(path, path, short_side=short_side)
 
 
-def decode_rgb(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
+def decode_rgb(
+    data: bytes, name: str, max_pixels: int | None = None, short_side: int | None = None
+) -> np.ndarray:
     """:func:`read_rgb` of an image file's bytes; ``name`` says which image in errors."""
-    return _decoded(io.BytesIO(data), name, max_pixels)
+    return _decoded(io.BytesIO(data), name, max_pixels, short_side)
 
 
 def _decoded(
-    source: Path | IO[bytes], name: str | Path, max_pixels: int | None = None
+    source: Path | IO[bytes],
+    name: str | Path,
+    max_pixels: int | None = None,
+    short_side: int | None = None,
 ) -> np.ndarray:
     try:
         with warnings.catch_warnings():
@@ -104,8 +112,14 @@ def _decoded(
             image = Image.open(source, formats=PILLOW_FORMATS)
         with image:
             check_size(name, image.width, image.height, max_pixels)
+            if short_side and min(image.size) >= 2 * short_side:
+                # A JPEG decodes at 1/2, 1/4 or 1/8 of its size, no smaller than asked.
+                scale = short_side / min(image.size)
+                image.draft(None, (ceil(image.width * scale), ceil(image.height * scale)))
             ImageOps.exif_transpose(image, in_place=True)  # not in place: a copy
-            return np.array(to_rgb(image))
+            rgb = to_rgb(image)
+            factor = min(rgb.size) // short_side if short_side else 1
+            return np.array(rgb.reduce(factor) if factor > 1 else rgb)  # box averages
     except (BadImage, MemoryError, RecursionError):
         raise  # ours, or the machine's: not the file's
     except Exception as err:  # a damaged file makes Pillow's plugins raise all kinds
@@ -114,9 +128,9 @@ def _decoded(
         raise BadImage(f"{name}: {reason}") from None
 
 
-def read_image(path: str | Path) -> Any:
+def read_image(path: str | Path, short_side: int | None = None) -> Any:
     """:func:`read_rgb` as a (3, H, W) uint8 torch tensor, a view of the (H, W, 3) pixels:
     channels-last strides, which torchvision's uint8 resize is fastest on, and no copy."""
     import torch  # here, for the ONNX path's sake (see the module's docstring)
 
-    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1)
+    return torch.from_numpy(read_rgb(path, short_side)).permute(2, 0, 1)
