@@ -1,5 +1,6 @@
 """Bad input stops a run with one clear line, before any run folder exists, or leaves none."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -9,8 +10,16 @@ import torch
 
 from tudui.cli.hydra import check_writable
 from tudui.errors import ConfigError
+from tudui.runs.check import validate
 
-from .helpers import PATIENCE, REPO, make_class_folders, run_entry, wait_for_library
+from .helpers import (
+    PATIENCE,
+    REPO,
+    compose_config,
+    make_class_folders,
+    run_entry,
+    wait_for_library,
+)
 
 CASES = [
     ("callbacks=null", "callbacks=null: a config group takes the name of an option"),
@@ -173,3 +182,47 @@ def test_startup_ctrl_c_is_quiet(tmp_path):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert not list(tmp_path.glob("outputs/runs/*"))
+
+
+# Values wrong only beside the rest of the config (another group's value, the model's
+# shapes), or only once the run had begun: checked in-process by validate(), which every
+# entry point calls before any folder (the cases above show that path end to end).
+WHOLE_CONFIG_CASES = [
+    ("data.input_size=1024", "data.input_size=1024 does not fit model tudui_cnn"),
+    ("model=vit_b_16 data.input_size=64", "does not fit model vit_b_16 (Wrong image height"),
+    (
+        "trainer.limit_val_batches=0 callbacks=early_stopping",
+        "callbacks.early_stopping stops on val/acc, but trainer.limit_val_batches=0 runs no",
+    ),
+    ("model=resnet18 model.backbone_lr_ratio=1e308", "backbone_lr_ratio=1e+308 must be a number"),
+    (
+        "model=resnet18 model.freeze_features=true model.unfreeze_at_epoch=1000000000",
+        "model.unfreeze_at_epoch=1000000000 is after the last epoch",
+    ),
+    (
+        "scheduler=onecycle scheduler.epochs=1000000000",
+        "scheduler.epochs=1000000000 is more than trainer.max_epochs=10",
+    ),
+    ("callbacks=ema +callbacks.ema.foo=1", "callbacks.ema.foo is not an argument of EMAWeight"),
+    (
+        "data=image_folder data.root=photos data.num_workers=100000",
+        "data.num_workers=100000 must be an integer from 0 to the",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), WHOLE_CONFIG_CASES)
+def test_values_that_do_not_fit_the_rest_of_the_config(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(compose_config(*overrides.split()))
+
+
+def test_sizes_and_epochs_that_fit_pass():
+    for overrides in (
+        ["data.input_size=32"],  # the tutorial CNN's own
+        ["model=resnet18", "data.input_size=64"],  # global pooling takes any size
+        ["scheduler=onecycle", "scheduler.epochs=10"],
+        ["model=resnet18", "model.freeze_features=true", "model.unfreeze_at_epoch=10"],
+        ["trainer.limit_val_batches=0"],  # without early stopping
+    ):
+        validate(compose_config(*overrides))

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 
-from tudui.config.types import PositiveFloat, PositiveInt
+from tudui.config.types import PositiveInt, Share
 from tudui.models.heads import frozen
 
 # The model.* keys that are UnfreezeBackbone's arguments, not the model builder's.
@@ -31,7 +31,7 @@ class UnfreezeBackbone(BaseFinetuning):
     """
 
     def __init__(
-        self, unfreeze_at_epoch: PositiveInt | None = None, backbone_lr_ratio: PositiveFloat = 0.1
+        self, unfreeze_at_epoch: PositiveInt | None = None, backbone_lr_ratio: Share = 0.1
     ) -> None:
         super().__init__()
         self.unfreeze_at_epoch = unfreeze_at_epoch

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
+from tudui.machine import usable_cores
+
 
 @dataclass(frozen=True)
 class Check:
@@ -37,6 +39,16 @@ Seed = Annotated[int, Check(lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)"
 LrRatio = Annotated[float, Check(lambda v: 1 <= v <= 1e12, "a number in [1, 1e12]")]
 Fraction = Annotated[float, Check(lambda v: 0 <= v < 1, "a number in [0, 1)")]
 OpenFraction = Annotated[float, Check(lambda v: 0 < v < 1, "a number between 0 and 1")]
+Share = Annotated[float, Check(lambda v: 0 < v <= 1, "a number in (0, 1]")]
+# Loader processes beside the run's: more than the cores only wait on each other, each
+# holding its own copy of the dataset's state.
+Workers = Annotated[
+    int,
+    Check(
+        lambda v: 0 <= v <= usable_cores(),
+        f"an integer from 0 to the {usable_cores()} cores this process may use",
+    ),
+]
 # Per-channel normalization of RGB images, of pixels in [0, 1]: outside these ranges no
 # image reaches the model as numbers it was trained on (a std of 1e-308 gives inf, then NaN).
 ChannelMeans = Annotated[

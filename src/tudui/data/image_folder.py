@@ -10,7 +10,13 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
-from tudui.config.types import NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveInt
+from tudui.config.types import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenFraction,
+    PositiveInt,
+    Workers,
+)
 from tudui.data.base import ImageDataModule
 from tudui.data.folders import Sample, class_folder_samples, label_file_samples, list_paths
 from tudui.data.image_files import ImageFiles, decode_images
@@ -60,7 +66,7 @@ class ImageFolderDataModule(ImageDataModule):
         eval_transforms: list[Callable] | None = None,
         cache_gb: NonNegativeFloat = 4.0,
         skip_bad_files: bool = False,
-        num_workers: NonNegativeInt | None = None,
+        num_workers: Workers | None = None,
         pin_memory: bool | None = None,
         persistent_workers: bool | None = None,
         **kwargs: Any,

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from tudui.config.types import NonNegativeInt, PositiveInt
+from tudui.config.types import PositiveInt, Workers
 from tudui.data.base import ImageDataModule
 from tudui.data.prepared_format import descriptions, litdata, remote
 from tudui.data.transforms import per_image_transforms, to_floats
@@ -46,7 +46,7 @@ class PreparedDataModule(ImageDataModule):
         batch_size: PositiveInt = 32,
         train_transforms: list[Callable] | None = None,
         eval_transforms: list[Callable] | None = None,
-        num_workers: NonNegativeInt | None = None,
+        num_workers: Workers | None = None,
         pin_memory: bool | None = None,
         **kwargs: Any,
     ) -> None:

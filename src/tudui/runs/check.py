@@ -7,6 +7,7 @@ DataModule its ``_target_`` names, ``model.*`` against the registered model buil
 written there, once; this module only reads them and reports every problem in one message.
 """
 
+import inspect
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -98,7 +99,52 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     provided = MODEL_PROVIDED
     consumers = [model_builder(name), ImageClassifier, UnfreezeBackbone]
     problems = argument_problems(consumers, values, "model", provided)
-    return problems or UnfreezeBackbone.config_problems(values)
+    problems = problems or UnfreezeBackbone.config_problems(values)
+    unfreeze, max_epochs = values.get("unfreeze_at_epoch"), cfg.trainer.get("max_epochs")
+    if not problems and _beyond(unfreeze, max_epochs):
+        problems.append(
+            f"model.unfreeze_at_epoch={unfreeze} is after the last epoch "
+            f"(trainer.max_epochs={max_epochs}): the backbone would never learn"
+        )
+    return problems or _input_size_problems(cfg, name, values)
+
+
+def _beyond(epoch: Any, max_epochs: Any) -> bool:
+    """Whether ``epoch`` (an int) comes after a run of ``max_epochs`` (-1: no limit)."""
+    numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (epoch, max_epochs))
+    return numbers and max_epochs != -1 and epoch > max_epochs
+
+
+def _input_size_problems(cfg: DictConfig, name: str, values: dict[str, Any]) -> list[str]:
+    """A ``data.input_size`` other than the model's own must be one the model takes (the
+    tutorial CNN's flattened layer takes 32 px only): tried on the meta device, where
+    nothing is allocated, so a 1024 px forward pass of a large model costs nothing."""
+    size = group_values(cfg.data).get("input_size")
+    if not isinstance(size, int) or isinstance(size, bool):
+        return []
+    import torch
+
+    from tudui.checkpoints import without_pretrained_download
+    from tudui.models import create_model, input_spec, model_builder
+
+    builder = inspect.signature(model_builder(name)).parameters
+    args = without_pretrained_download({k: v for k, v in values.items() if k in builder})
+    if size == input_spec(name, **args).size:
+        return []
+    try:
+        with torch.device("meta"):
+            create_model(name, num_classes=2, **args).eval()(torch.empty(1, 3, size, size))
+    except (RuntimeError, AssertionError, ValueError) as err:  # shapes that do not fit
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0][:160]
+        own = input_spec(name, **args).size
+        return [
+            f"data.input_size={size} does not fit model {values.get('arch') or name} "
+            f"({reason}): it takes {own} "
+            "px; leave data.input_size out for that"
+        ]
+    except Exception:  # an operation without a meta kernel: left to the run itself
+        return []
+    return []
 
 
 def _schedule_problems(cfg: DictConfig) -> list[str]:
@@ -125,6 +171,34 @@ def _schedule_problems(cfg: DictConfig) -> list[str]:
             "schedule would end before training does; leave scheduler.epochs out (it "
             "follows trainer.max_epochs)"
         )
+    elif not problems and _beyond(epochs, max_epochs):
+        problems.append(
+            f"scheduler.epochs={epochs} is more than trainer.max_epochs={max_epochs}: "
+            "training would stop early in the cycle, at a high rate; leave scheduler.epochs "
+            "out (it follows trainer.max_epochs)"
+        )
+    return problems
+
+
+def _validation_problems(cfg: DictConfig) -> list[str]:
+    """Early stopping needs the validation metric it watches: with no validation batches
+    Lightning fails at the end of the first epoch."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    if cfg.trainer.get("limit_val_batches") not in (0, 0.0):
+        return []
+    problems = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        try:
+            stops = issubclass(get_class(node._target_), EarlyStopping)
+        except Exception:  # no _target_ or not a class: reported by _entry_problems
+            continue
+        if stops and node.get("strict", True):
+            problems.append(
+                f"callbacks.{name} stops on {node.get('monitor')}, but "
+                "trainer.limit_val_batches=0 runs no validation: give validation batches, "
+                f"or drop it with callbacks.{name}=null"
+            )
     return problems
 
 
@@ -154,6 +228,7 @@ def config_problems(cfg: DictConfig, check_missing: bool = True) -> list[str]:
     for group in ("logger", "callbacks"):  # mappings of name -> object to build
         for name, node in (cfg.get(group) or {}).items():
             problems += _entry_problems(group, str(name), node)
+    problems += [] if problems else _validation_problems(cfg)
 
     if not check_missing:
         problems = [p for p in problems if " is required " not in p]
