@@ -122,4 +122,4 @@ def _own_words(err: TuduiError) -> str:
     message = str(err)
     if "Original Traceback" in message:
         message = message.strip().splitlines()[-1].split(": ", 1)[-1]
-    return message
+    return printable(message)  # names from disk in it: no escape reaches the terminal

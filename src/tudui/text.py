@@ -52,6 +52,11 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
+def printable_lines(text: str) -> str:
+    """:func:`printable` line by line: a multi-line message keeps its line breaks."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def spreadsheet_safe(value: Any) -> Any:
     """A CSV cell that a spreadsheet shows as text: a string starting like a formula gets
     a leading ``'``; numbers and other strings are unchanged."""

@@ -24,6 +24,7 @@ from tudui.errors import WRITE_REFUSED, cannot_write
 from tudui.lightning_private import reads_metrics_after
 from tudui.machine import usable_cores
 from tudui.runs.resume import key_of
+from tudui.text import printable_lines
 
 log = logging.getLogger("tudui")
 
@@ -69,6 +70,15 @@ def _writer_thread_hook(previous: Any) -> Any:
     return hook
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped (:func:`~tudui.text.printable_lines`): a
+    file name with an escape sequence in it, logged, cannot drive the terminal showing the
+    log or ``cat train.log``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable_lines(super().format(record))
+
+
 class ConsoleHandler(logging.Handler):
     """The terminal's log handler: ``LEVEL message`` lines through rich's console, so they
     print above the progress bar, and never wrapped: a printed command stays one line, whole
@@ -78,7 +88,7 @@ class ConsoleHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.console = rich.get_console()
-        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))  # + any traceback
+        self.setFormatter(PrintableFormatter("%(levelname)s %(message)s"))  # + any traceback
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
