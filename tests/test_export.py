@@ -2,6 +2,8 @@
 
 import csv
 import json
+import resource
+import signal
 import subprocess
 import sys
 
@@ -139,6 +141,25 @@ def test_pt2_export(runs, tmp_path):
     export(load_trained_model(runs("tudui_cnn")), output, format="pt2")
     program = torch.export.load(output)
     assert program.module()(torch.zeros(3, 3, 32, 32)).shape == (3, 2)
+
+
+def test_a_pt2_export_on_a_full_disk_is_one_line_and_leaves_nothing(runs, tmp_path):
+    """PyTorch's archive writer aborted the process (a C++ terminate) on a failed write."""
+
+    def limit_file_size():  # the kernel refuses files over 100 kB: the program is 0.6 MB
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    output = tmp_path / "out" / "model.pt2"
+    output.parent.mkdir()
+    script = [sys.executable, str(REPO / "export.py"), f"ckpt={runs('tudui_cnn')}", "format=pt2"]
+    result = subprocess.run(
+        [*script, f"output={output}"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=PATIENCE, preexec_fn=limit_file_size,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"error: Cannot write {output} (File too large).\n"
+    assert list(output.parent.iterdir()) == []
 
 
 @pytest.fixture(scope="module")

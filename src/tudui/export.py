@@ -8,6 +8,7 @@ does not is not written, and the message says by how much it differed.
 
 import hashlib
 import importlib.metadata
+import io
 import json
 import logging
 import os
@@ -58,7 +59,11 @@ def export(trained: TrainedModel, output: Path, format: str = "onnx") -> str:
     try:
         if format == "pt2":
             program = torch.export.export(model, (batch,), dynamic_shapes=_dynamic_batch())
-            torch.export.save(program, temporary)
+            # Into memory first: PyTorch's archive writer ends the process (a C++ terminate)
+            # when the disk fills under it; a plain write raises an OSError instead.
+            archive = io.BytesIO()
+            torch.export.save(program, archive)
+            temporary.write_bytes(archive.getbuffer())
             report = "torch.export program"
         else:
             report = _export_onnx(trained, model, batch, temporary)
