@@ -216,6 +216,21 @@ RESUME_ONLY = {
         "scheduler.* cannot change",
     ),
     "other classes": (_set(HP, "classes", value=[f"c{i}" for i in range(10)]), "trained on"),
+    # The training state Lightning and PyTorch take as it is: checked first.
+    "a negative step": (_set("global_step", value=-100), "its global_step is -100, not a count"),
+    "an epoch in words": (_set("epoch", value="five"), "its epoch is 'five', not a count"),
+    "a NaN learning rate": (
+        _set("optimizer_states", 0, "param_groups", 0, "lr", value=float("nan")),
+        "its optimizer's lr is nan, not a number >= 0",
+    ),
+    "an optimizer state in words": (
+        _set("optimizer_states", value=["hello"]),
+        "an optimizer state without its parameter groups",
+    ),
+    "a schedule state a number": (
+        _set("lr_schedulers", value=[123]),
+        "a learning-rate schedule's state is not a mapping",
+    ),
 }
 
 

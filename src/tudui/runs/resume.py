@@ -8,6 +8,7 @@ given now (:mod:`tudui.cli.resume` completes that command line).
 """
 
 import logging
+import math
 import shlex
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -101,6 +102,12 @@ def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
                 f"{path} cannot be resumed: it has no {key} (a weights-only checkpoint?). "
                 "Predict or evaluate with it, or start a new run."
             )
+    problem = _training_state_problem(content)
+    if problem:
+        raise ConfigError(
+            f"{path} cannot be resumed: {problem}. Predict or evaluate with it, or resume from "
+            "another checkpoint of the run."
+        )
     epochs_done = completed_epochs(content)
     max_epochs = cfg.trainer.max_epochs
     if max_epochs != -1 and epochs_done > max_epochs:  # what Lightning would refuse
@@ -127,6 +134,27 @@ def check_resumable(path: Path, cfg: Any) -> dict[str, Any]:
                 f"{_LONGER.get(str(saved.get('name')), '')}."
             )
     return content
+
+
+def _training_state_problem(content: dict[str, Any]) -> str | None:
+    """What is wrong with the state a resume hands to Lightning and PyTorch, which take it
+    as it is: counters, the optimizers' groups and rates, the schedules' states."""
+    for key in ("epoch", "global_step"):
+        value = content.get(key, 0)
+        if type(value) is not int or value < 0:
+            return f"its {key} is {value!r:.40}, not a count"
+    for optimizer in content["optimizer_states"]:
+        groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            return "an optimizer state without its parameter groups"
+        for group in groups:
+            for key, value in group.items():  # lr, momentum, weight_decay, betas, ...
+                numbers = value if isinstance(value, (list, tuple)) else [value]
+                if any(isinstance(v, float) and not 0 <= v < math.inf for v in numbers):
+                    return f"its optimizer's {key} is {value!r:.40}, not a number >= 0"
+    if not all(isinstance(schedule, dict) for schedule in content["lr_schedulers"]):
+        return "a learning-rate schedule's state is not a mapping"
+    return None
 
 
 # Schedules that span the run: what a resume that asks for more epochs can do instead.
