@@ -26,22 +26,24 @@ def test_an_error_naming_a_file_is_printed_escaped(capsys):
 
 def test_log_lines_are_escaped_on_the_terminal_and_in_the_log_file(capsys, tmp_path):
     setting = yaml.safe_load((REPO / "conf/hydra/job_logging/tudui.yaml").read_text())
-    log_file = tmp_path / "train.log"
-    logging.config.dictConfig({
-        "version": 1,
-        "formatters": setting["formatters"],  # the run's own, as Hydra configures it
-        "handlers": {
-            "file": {"class": "logging.FileHandler", "formatter": "file", "filename": log_file},
-            "console": {"class": setting["handlers"]["console"]["class"]},
-        },
-        "loggers": {"tudui.escaped": {"handlers": ["file", "console"], "propagate": False}},
-        "disable_existing_loggers": False,
-    })  # fmt: skip
+    # The run's own formatter for its log file, built as Hydra's dictConfig builds it (but
+    # without dictConfig, which would close every handler of this process).
+    formatter = logging.config.DictConfigurator({}).configure_formatter(
+        dict(setting["formatters"]["file"])
+    )
+    file = logging.FileHandler(tmp_path / "train.log")
+    file.setFormatter(formatter)
+    assert setting["handlers"]["console"]["class"] == "tudui.runs.console.ConsoleHandler"
     log = logging.getLogger("tudui.escaped")
-    log.warning("skipped 1 unreadable image file: %s\n  and a second line", NAME)
-    for handler in log.handlers:
-        handler.close()
-    printed, kept = capsys.readouterr().out, log_file.read_text()
-    assert any(isinstance(h, ConsoleHandler) for h in log.handlers)
+    log.propagate = False
+    for handler in (file, ConsoleHandler()):
+        log.addHandler(handler)
+    try:
+        log.warning("skipped 1 unreadable image file: %s\n  and a second line", NAME)
+    finally:
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+            handler.close()
+    printed, kept = capsys.readouterr().out, (tmp_path / "train.log").read_text()
     for text in (printed, kept):
         assert ESCAPED in text and "\x1b" not in text and "\n  and a second line" in text

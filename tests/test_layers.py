@@ -15,7 +15,7 @@ LAYERS = {
     "run control": ["tudui.runs", "tudui.train", "tudui.evaluate"],
     "core": [
         "tudui.classifier", "tudui.data", "tudui.models", "tudui.optim", "tudui.callbacks",
-        "tudui.tune", "tudui.pictures", "tudui.input_spec",
+        "tudui.tune", "tudui.pictures", "tudui.input_spec", "tudui.loggers",
         "tudui.checkpoints", "tudui.trained", "tudui.exported",
         "tudui.export", "tudui.predict", "tudui.prepare", "tudui.serve",
     ],

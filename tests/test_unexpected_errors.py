@@ -3,6 +3,8 @@ line and the file that keeps its traceback, never the traceback on the terminal.
 
 import re
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from tudui.errors import exit_on_user_error
 
-from .helpers import run_entry, write_fake_cifar10
+from .helpers import PATIENCE, REPO, run_entry, write_fake_cifar10
 
 
 def test_any_exception_is_one_line_with_its_traceback_kept(capsys, monkeypatch, tmp_path):
@@ -41,3 +43,16 @@ def test_a_tracking_server_that_refuses_connections_is_one_line(tmp_path):
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert f"127.0.0.1:{port}" in line and "the traceback is in" in line
     assert not (tmp_path / "outputs").exists()  # failed before training: no folder left
+
+
+@pytest.mark.parametrize("script", ["train.py", "predict.py"])
+def test_output_piped_to_a_reader_that_left_is_not_an_error_to_report(script):
+    """``python train.py --help | head -1``: the pipe's reader leaves before the help is
+    written. That is not a full disk, nor an unexpected error with a traceback file."""
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / script), "--help"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    process.stdout.close()  # the reader leaves before anything is written
+    _, said = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 1 and said == b""

@@ -65,6 +65,11 @@ def exit_on_user_error() -> Iterator[None]:
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         raise SystemExit(130) from None
+    except BrokenPipeError:
+        # The reader of the output left (python train.py --help | head): nothing to tell it.
+        # The output goes nowhere from here, so Python's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
     except OSError as err:
         if err.errno not in WRITE_REFUSED:
             print(f"error: {unexpected(err)}", file=sys.stderr)

@@ -165,6 +165,8 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
         main()
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(hydra_error_message(err)) from None
+    except BrokenPipeError:
+        raise  # not the disk: the reader of the output left (exit_on_user_error)
     except OSError as err:  # Hydra writing its config or log to a full or read-only disk
         raise cannot_write(err) from None
 
