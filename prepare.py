@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from tudui.errors import ConfigError, exit_on_user_error, import_quietly
+from tudui.text import PrintableFormatter
 
 CONFIG_DIR = Path(__file__).parent / "conf"
 
@@ -66,7 +67,11 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     import_quietly("tudui.prepare")  # before anything is written
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Its lines on stderr, names from disk escaped, whatever logging was set up before
+    # (force: a test or another program running this one in its own process).
+    lines = logging.StreamHandler(sys.stderr)
+    lines.setFormatter(PrintableFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[lines], force=True)
 
     with exit_on_user_error():
         main(sys.argv[1:])

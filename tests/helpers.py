@@ -174,6 +174,31 @@ def make_label_folders(root: Path, counts: dict[str, int], seed: int = 0) -> Pat
     return root
 
 
+def _logging_state() -> dict:
+    import logging
+
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return {
+        logger: (list(logger.handlers), logger.propagate, logger.level, logger.disabled)
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+    }
+
+
+def _restore_logging(before: dict) -> None:
+    """Logging as it was before an in-process run: Hydra gave the root logger and
+    Lightning's a handler writing to the run's log file, which a failed run removes (a
+    later test's log line would then fail to reopen it)."""
+    import logging
+
+    for logger in _logging_state():
+        handlers, propagate, level, disabled = before.get(logger, ([], True, logging.NOTSET, False))
+        for added in set(logger.handlers) - set(handlers):
+            added.close()
+        logger.handlers[:] = handlers
+        logger.propagate, logger.level, logger.disabled = propagate, level, disabled
+
+
 def run_entry(
     script: str, *args: str, cwd: Path = REPO, env: dict | None = None
 ) -> subprocess.CompletedProcess:
@@ -189,6 +214,7 @@ def run_entry(
 
     argv, previous, environ = sys.argv, os.getcwd(), dict(os.environ)
     handler = signal.getsignal(signal.SIGINT)
+    logging_before = _logging_state()
 
     sys.argv = [str(REPO / script), *args]
     os.environ.update(env or {})
@@ -210,6 +236,7 @@ def run_entry(
 
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None  # as a new process starts: no run's config
+        _restore_logging(logging_before)  # no handler left writing to the run's log
 
     code = status if isinstance(status, int) else (0 if status is None else 1)
     return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())

@@ -61,3 +61,19 @@ def test_ddp_on_the_cpu_relaunches_this_script():
     single = L.Trainer(accelerator="cpu", devices=1, logger=False)
     assert lightning_private.relaunches_this_script(ddp)
     assert not lightning_private.relaunches_this_script(single)
+
+
+def test_the_ema_callback_takes_every_argument_of_lightnings():
+    """tudui's EMAWeightAveraging writes Lightning's arguments out (its **kwargs would take
+    any key, a typo too, and fail only mid-run): an upgrade that adds one fails here."""
+    import inspect
+
+    from lightning.pytorch import callbacks
+
+    from tudui.callbacks import EMAWeightAveraging
+
+    def named(cls):
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return {p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD} - {"self"}
+
+    assert named(EMAWeightAveraging) == named(callbacks.EMAWeightAveraging)

@@ -63,10 +63,13 @@ def png_header_of(width: int, height: int) -> bytes:
     )
 
 
-def test_one_image_gets_the_top_classes_predict_py_gives(client, run_dir, tmp_path):
-    (tmp_path / "a.jpg").write_bytes(jpeg())
+@pytest.mark.parametrize("size", [(60, 40), (1200, 800)], ids=["small", "decoded-smaller"])
+def test_one_image_gets_the_top_classes_predict_py_gives(client, run_dir, tmp_path, size):
+    """The larger photo is decoded at a quarter of its size (the model's decode side), by
+    predict.py and the server alike."""
+    (tmp_path / "a.jpg").write_bytes(jpeg(size))
     expected = predict(load_classifier(str(run_dir), "cpu"), [tmp_path / "a.jpg"])[0].topk
-    answer = client.post("/predict", content=jpeg(), headers={"Content-Type": "image/jpeg"})
+    answer = client.post("/predict", content=jpeg(size), headers={"Content-Type": "image/jpeg"})
     assert answer.status_code == 200, answer.text
     got = [(p["class"], p["probability"]) for p in answer.json()["predictions"]]
     assert [name for name, _ in got] == [name for name, _ in expected]

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tudui.text import printable
+from tudui.text import printable, printable_lines
 
 
 class TuduiError(Exception):
@@ -74,7 +74,7 @@ def exit_on_user_error() -> Iterator[None]:
         if err.errno not in WRITE_REFUSED:
             print(f"error: {unexpected(err)}", file=sys.stderr)
         else:
-            print(f"error: {cannot_write(err)}", file=sys.stderr)
+            print(f"error: {_own_words(cannot_write(err))}", file=sys.stderr)
         raise SystemExit(1) from None
     except Exception as err:  # a library's error that tudui does not put in its own words
         print(f"error: {unexpected(err)}", file=sys.stderr)
@@ -84,7 +84,7 @@ def exit_on_user_error() -> Iterator[None]:
 def unexpected(err: BaseException) -> str:
     """One line for an error tudui did not foresee: its kind and first line, and the file
     that keeps its traceback (the run's log file, else a new file in the temp folder)."""
-    trace = "".join(traceback.format_exception(err))
+    trace = printable_lines("".join(traceback.format_exception(err)))  # names from disk
     logs = [
         h.baseFilename
         for h in logging.getLogger().handlers

@@ -39,7 +39,7 @@ def sha256(path: Path) -> str:
 def _sample_batch(trained: TrainedModel, n: int = 4) -> torch.Tensor:
     """``n`` images of other sizes than the model's, through its evaluation geometry."""
     generator = torch.Generator().manual_seed(0)
-    side = trained.input_spec.resize_size or trained.input_spec.size
+    side = trained.input_spec.eval_side
     images = torch.randint(0, 256, (n, 3, side + 13, side + 29), generator=generator)
     return to_model_input(images.float() / 255, trained.input_spec)
 

@@ -45,7 +45,7 @@ def prepare(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     channels = [pixels[..., c].astype(np.float32) / 255 for c in range(3)]
     height, width = channels[0].shape
     if (height, width) != (spec.size, spec.size) or spec.resize_size:
-        width, height = _resized_size(width, height, spec.resize_size or spec.size)
+        width, height = _resized_size(width, height, spec.eval_side)
         resample = PIL_FILTERS[spec.interpolation]
         channels = [
             np.asarray(Image.fromarray(c, mode="F").resize((width, height), resample))

@@ -96,11 +96,16 @@ class InputSpec:
             raise ValueError(str(err)) from None
 
     @property
+    def eval_side(self) -> int:
+        """The side evaluation resizes an image's shorter side to, before the centre crop."""
+        return self.resize_size or self.size
+
+    @property
     def decode_side(self) -> int:
         """The shorter side images are reduced toward when decoded (never below it), on every
         path alike: training, evaluation, predict.py, serve.py, ONNX. A 9,400 px photo for
         a 32 px model takes memory as a 128-256 px one."""
-        return DECODE_FACTOR * (self.resize_size or self.size)
+        return DECODE_FACTOR * self.eval_side
 
     def to_dict(self) -> dict[str, Any]:
         """Plain containers only, so a checkpoint holding it loads with ``weights_only``."""

@@ -5,6 +5,7 @@ No torch here: ``predict.py`` on an ``.onnx`` file uses it too.
 """
 
 import csv
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,15 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """:func:`printable` line by line: a multi-line message keeps its line breaks."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped (:func:`printable_lines`): a file name
+    with an escape sequence in it, logged, cannot drive the terminal showing the log or
+    ``cat train.log``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable_lines(super().format(record))
 
 
 def spreadsheet_safe(value: Any) -> Any:

@@ -25,7 +25,7 @@ class EMAWeightAveraging(callbacks.EMAWeightAveraging):
         update_starting_at_step: NonNegativeInt | None = None,
         update_starting_at_epoch: NonNegativeInt | None = None,
         use_buffers: bool = True,
-        device: str | None = None,
+        device: str | int | None = None,
     ) -> None:
         # Lightning's arguments, written out: its **kwargs would take any key (a typo too)
         # and fail only once the run has begun. Lightning accepts a decay of 1, with which

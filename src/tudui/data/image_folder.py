@@ -1,7 +1,6 @@
 """Labelled images in folders, decoded once at setup: checked, and kept in memory if they fit."""
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tudui.data.folders import Sample, class_folder_samples, label_file_samples,
 from tudui.data.image_files import ImageFiles, decode_images
 from tudui.data.transforms import per_image_transforms
 from tudui.errors import DataError
+from tudui.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class ImageFolderDataModule(ImageDataModule):
     def _num_workers(self) -> int:
         if self.num_workers is not None:
             return self.num_workers
-        return min(8, os.cpu_count() or 1) if self.on_cuda() else 0
+        return min(8, usable_cores()) if self.on_cuda() else 0
 
     def loader(self, dataset: ImageFiles, shuffle: bool) -> DataLoader:
         workers = self._num_workers()

@@ -12,6 +12,8 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from tudui.text import printable
+
 # What torchvision's ImageFolder accepts, plus GIF. Anything else in a folder is not an image.
 IMAGE_EXTENSIONS = (
     ".jpg",
@@ -39,7 +41,11 @@ PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "PPM", "TIFF", "WEBP")
 
 
 class BadImage(Exception):
-    """A file that cannot be decoded as an image; the message names it and says why."""
+    """A file that cannot be decoded as an image; the message names it and says why, its
+    control characters escaped (a file named with an escape sequence or a line break)."""
+
+    def __str__(self) -> str:
+        return printable(super().__str__())
 
 
 def is_image_file(path: Path) -> bool:

@@ -68,7 +68,7 @@ class PreparedDataModule(ImageDataModule):
         with descriptions(self.path) as (_, manifest):
             self.classes, self.sizes = manifest["classes"], manifest["sizes"]
         max_side = manifest["settings"].get("max_side")
-        needed = self.input_spec.resize_size or self.input_spec.size
+        needed = self.input_spec.eval_side
         if isinstance(max_side, int) and needed > max_side:
             log.warning(
                 "%s holds images of at most %d px on the shorter side, and the model takes "
@@ -90,15 +90,17 @@ class PreparedDataModule(ImageDataModule):
             return
         from tudui.data.streams import PreparedImages, ShuffledImages
 
-        classes = len(self.classes)
+        classes, side = len(self.classes), self.input_spec.decode_side
         seed = torch.initial_seed() % 2**32  # the run's seed: its order repeats
-        self.train_set = ShuffledImages(f"{self.path}/train", classes, self.train_transform, seed)
+        self.train_set = ShuffledImages(
+            f"{self.path}/train", classes, self.train_transform, seed, side
+        )
         self.val_set = self.test_set = PreparedImages(
-            f"{self.path}/val", self.sizes["val"], classes, self.eval_transform
+            f"{self.path}/val", self.sizes["val"], classes, self.eval_transform, side
         )
         if "test" in self.sizes:
             self.test_set = PreparedImages(
-                f"{self.path}/test", self.sizes["test"], classes, self.eval_transform
+                f"{self.path}/test", self.sizes["test"], classes, self.eval_transform, side
             )
 
     def train_dataloader(self) -> DataLoader:

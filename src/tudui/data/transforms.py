@@ -23,7 +23,7 @@ def to_model_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     cropped, then normalized by the spec's mean and std, if it has them."""
     if images.shape[-2:] != (spec.size, spec.size) or spec.resize_size:
         mode = v2.InterpolationMode(spec.interpolation)
-        images = TF.resize(images, spec.resize_size or spec.size, mode, antialias=True)
+        images = TF.resize(images, spec.eval_side, mode, antialias=True)
         images = TF.center_crop(images, [spec.size, spec.size])
     if spec.mean is not None:
         images = TF.normalize(images, list(spec.mean), list(spec.std))

@@ -24,7 +24,7 @@ from tudui.errors import WRITE_REFUSED, cannot_write
 from tudui.lightning_private import reads_metrics_after
 from tudui.machine import usable_cores
 from tudui.runs.resume import key_of
-from tudui.text import printable_lines
+from tudui.text import PrintableFormatter
 
 log = logging.getLogger("tudui")
 
@@ -68,15 +68,6 @@ def _writer_thread_hook(previous: Any) -> Any:
 
     hook.quiets_writer_threads = True
     return hook
-
-
-class PrintableFormatter(logging.Formatter):
-    """Log lines with control characters escaped (:func:`~tudui.text.printable_lines`): a
-    file name with an escape sequence in it, logged, cannot drive the terminal showing the
-    log or ``cat train.log``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return printable_lines(super().format(record))
 
 
 class ConsoleHandler(logging.Handler):

@@ -149,11 +149,28 @@ def _training_state_problem(content: dict[str, Any]) -> str | None:
             return "an optimizer state without its parameter groups"
         for group in groups:
             for key, value in group.items():  # lr, momentum, weight_decay, betas, ...
-                numbers = value if isinstance(value, (list, tuple)) else [value]
-                if any(isinstance(v, float) and not 0 <= v < math.inf for v in numbers):
-                    return f"its optimizer's {key} is {value!r:.40}, not a number >= 0"
+                numbers = [
+                    _number(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+                ]
+                low = 0 if key in NON_NEGATIVE else -math.inf
+                if any(v is not None and not low <= v < math.inf for v in numbers):
+                    what = "a number >= 0" if key in NON_NEGATIVE else "a finite number"
+                    return f"its optimizer's {key} is {value!r:.40}, not {what}"
     if not all(isinstance(schedule, dict) for schedule in content["lr_schedulers"]):
         return "a learning-rate schedule's state is not a mapping"
+    return None
+
+
+# An optimizer's settings that are rates, sizes or weights: never negative.
+NON_NEGATIVE = ("lr", "initial_lr", "max_lr", "min_lr", "weight_decay", "momentum", "eps")
+
+
+def _number(value: Any) -> float | None:
+    """A float, or a one-number tensor (a rate kept on the device), as a float; else None."""
+    if isinstance(value, float):
+        return value
+    if hasattr(value, "numel") and value.numel() == 1 and value.is_floating_point():
+        return float(value)
     return None
 
 
