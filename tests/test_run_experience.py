@@ -191,4 +191,13 @@ def test_a_resume_is_one_line_of_tudui(tmp_path, cifar):
     out = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, out[-2000:]
     assert f"resuming from {run / 'checkpoints' / 'last.ckpt'} after epoch 1 (step" in out
+    assert "in the same folder, weights, optimizer" in out
     assert "exists and is not empty" not in out and "not resumable" not in out
+
+
+def test_a_checkpoint_from_elsewhere_is_said_to_go_on_in_a_new_folder(tmp_path):
+    from tudui.runs.resume import resume_line
+
+    copied = tmp_path / "downloads" / "model.ckpt"  # not in a run's checkpoints/
+    line = resume_line(copied, {"epoch": 0, "global_step": 5}, tmp_path / "outputs" / "new")
+    assert f"in a new run folder, {tmp_path / 'outputs' / 'new'}," in line

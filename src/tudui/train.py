@@ -74,7 +74,7 @@ def train(cfg: DictConfig) -> float | None:
                 return _find_lr(cfg, trainer, classifier, datamodule)
             if resumed:
                 check_fits(classifier, resumed, resume)
-                log.info(resume_line(resume, resumed))
+                log.info(resume_line(resume, resumed, run.root))
                 run.interrupted.unlink(missing_ok=True)  # a sweep's mark: the job goes on
             trainer.fit(classifier, datamodule=datamodule, ckpt_path=resume, weights_only=True)
             checkpoint = trainer.checkpoint_callback

@@ -21,6 +21,7 @@ from hydra.core.override_parser.types import Override, OverrideType
 from tudui.config.arguments import argument_defaults
 from tudui.config.build import plain
 from tudui.errors import ConfigError
+from tudui.folder import RunFolder
 from tudui.lightning_private import completed_epochs
 
 log = logging.getLogger(__name__)
@@ -203,8 +204,9 @@ def check_fits(classifier: Any, checkpoint: dict[str, Any], path: Path) -> None:
         )
 
 
-def resume_line(path: Path, checkpoint: dict[str, Any]) -> str:
-    """What a resume does, in one line (instead of Lightning's two warnings)."""
+def resume_line(path: Path, checkpoint: dict[str, Any], folder: Path) -> str:
+    """What a resume into run ``folder`` does, in one line (instead of Lightning's two
+    warnings)."""
     from tudui.runs.interrupts import SaveOnInterrupt  # Lightning: only once a run starts
 
     epoch, step = checkpoint.get("epoch", 0), checkpoint.get("global_step", 0)
@@ -218,7 +220,11 @@ def resume_line(path: Path, checkpoint: dict[str, Any]) -> str:
         )
     else:
         where, rest = f"after epoch {completed_epochs(checkpoint, 'processed')} (step {step})", ""
+    own = RunFolder.of_checkpoint(path)
+    # A checkpoint from elsewhere (copied, downloaded) goes on in a new run folder.
+    same = own is not None and own.root.resolve() == folder.resolve()
+    place = "the same folder" if same else f"a new run folder, {folder}"
     return (
-        f"resuming from {path} {where}, in the same folder and TensorBoard run, weights, "
-        f"optimizer, schedule and random state restored{rest}"
+        f"resuming from {path} {where}, in {place}, weights, optimizer, schedule and random "
+        f"state restored{rest}"
     )
