@@ -63,6 +63,19 @@ def test_built_for_three_classes_with_either_head(family, arch):
     assert sum(isinstance(m, torch.nn.Linear) and m.in_features == 1000 for m in appended.modules())
 
 
+def test_a_timm_model_with_two_heads_gets_both_for_the_classes():
+    """DeiT's distilled models average a class head and a distillation head: both are
+    made for the data's classes (timm's reset_classifier), both learn when frozen."""
+    pytest.importorskip("timm")
+    arch = "deit_tiny_distilled_patch16_224"
+    model = create_model("timm", num_classes=3, arch=arch, freeze_features=True).eval()
+    assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 3)
+    learning = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert learning == {"head", "head_dist"}
+    with pytest.raises(ConfigError, match="2 classifier heads"):
+        create_model("timm", num_classes=3, arch=arch, head="append")
+
+
 def test_every_torchvision_classifier_declares_its_input():
     for arch in torchvision.models.list_models(module=torchvision.models):
         spec = input_spec("torchvision", arch=arch)

@@ -66,10 +66,10 @@ def append_head(model: nn.Module, num_classes: int) -> None:
         )
 
 
-def freeze_all_but(model: nn.Module, head: str) -> None:
-    """Only the parameters of the top-level module ``head`` keep learning."""
+def freeze_all_but(model: nn.Module, *heads: str) -> None:
+    """Only the parameters of the top-level modules ``heads`` keep learning."""
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name.startswith(f"{head}."))
+        parameter.requires_grad_(name.split(".")[0] in heads)
 
 
 def frozen(module: nn.Module, recurse: bool = True) -> bool:

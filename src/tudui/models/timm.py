@@ -18,9 +18,7 @@ from tudui.input_spec import InputSpec
 from tudui.models.heads import (
     IMAGENET_CLASSES,
     append_head,
-    final_layer,
     freeze_all_but,
-    replace_head,
 )
 from tudui.models.registry import register_model
 
@@ -88,10 +86,20 @@ def timm_classifier(
     """timm's ``arch`` with its ImageNet head adapted to ``num_classes``; the arguments
     mean what they do for :func:`~tudui.models.torchvision.torchvision_classifier`."""
     model = _build(arch, pretrained)
-    if getattr(model, "num_classes", IMAGENET_CLASSES) != IMAGENET_CLASSES:
-        model.reset_classifier(IMAGENET_CLASSES)  # a checkpoint made for another class count
-    head_module = final_layer(model).split(".")[0]
-    (replace_head if head == "replace" else append_head)(model, num_classes)
+    classifiers = model.get_classifier()  # timm's distilled models have two heads
+    classifiers = classifiers if isinstance(classifiers, tuple) else (classifiers,)
+    heads = {name.split(".")[0] for name, m in model.named_modules() if m in classifiers}
+    if head == "replace":
+        model.reset_classifier(num_classes)  # timm's own: every head, whatever its layout
+    elif len(classifiers) > 1:
+        raise ConfigError(
+            f"model.head=append: {arch} has {len(classifiers)} classifier heads whose outputs "
+            "it averages; use model.head=replace."
+        )
+    else:
+        if getattr(model, "num_classes", IMAGENET_CLASSES) != IMAGENET_CLASSES:
+            model.reset_classifier(IMAGENET_CLASSES)  # weights made for another class count
+        append_head(model, num_classes)
     if freeze_features:
-        freeze_all_but(model, head_module)
+        freeze_all_but(model, *heads)
     return model
