@@ -74,6 +74,12 @@ def test_a_timm_model_with_two_heads_gets_both_for_the_classes():
     assert learning == {"head", "head_dist"}
     with pytest.raises(ConfigError, match="2 classifier heads"):
         create_model("timm", num_classes=3, arch=arch, head="append")
+    with torch.device("meta"):  # VOLO adds an auxiliary head that get_classifier leaves out
+        volo = create_model("timm", num_classes=3, arch="volo_d1_224", freeze_features=True)
+    assert {n.split(".")[0] for n, p in volo.named_parameters() if p.requires_grad} == {
+        "head",
+        "aux_head",
+    }
 
 
 def test_every_torchvision_classifier_declares_its_input():

@@ -86,15 +86,21 @@ def timm_classifier(
     """timm's ``arch`` with its ImageNet head adapted to ``num_classes``; the arguments
     mean what they do for :func:`~tudui.models.torchvision.torchvision_classifier`."""
     model = _build(arch, pretrained)
-    classifiers = model.get_classifier()  # timm's distilled models have two heads
-    classifiers = classifiers if isinstance(classifiers, tuple) else (classifiers,)
-    heads = {name.split(".")[0] for name, m in model.named_modules() if m in classifiers}
+    # timm's config names every head (distilled models, VOLO and CrossViT have two).
+    named = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
+    classifiers = (named,) if isinstance(named, str) else tuple(named or ())
+    if not classifiers or not hasattr(model, "reset_classifier"):
+        raise ConfigError(
+            f"model.arch={arch} has no classifier head to adapt (an image encoder only?): "
+            "pick a classifier."
+        )
+    heads = {name.split(".")[0] for name in classifiers}
     if head == "replace":
         model.reset_classifier(num_classes)  # timm's own: every head, whatever its layout
     elif len(classifiers) > 1:
         raise ConfigError(
             f"model.head=append: {arch} has {len(classifiers)} classifier heads whose outputs "
-            "it averages; use model.head=replace."
+            "it combines; use model.head=replace."
         )
     else:
         if getattr(model, "num_classes", IMAGENET_CLASSES) != IMAGENET_CLASSES:
