@@ -9,7 +9,7 @@ curl -H 'Content-Type: image/jpeg' --data-binary @dog.jpg http://127.0.0.1:8000/
 curl -F image=@dog.jpg -F image=@cat.png http://127.0.0.1:8000/predict
 
 Keys: ckpt, host (127.0.0.1), port (8000), topk (3), max_upload_mb (20), max_batch (16),
-device (auto|cpu|cuda, for checkpoints). Ctrl-C or SIGTERM stops it.
+max_connections (32), device (auto|cpu|cuda, for checkpoints). Ctrl-C or SIGTERM stops it.
 """
 
 import hashlib
@@ -37,6 +37,8 @@ def parse(argv: list[str]) -> ServeConfig:
             f"topk={cfg.topk} must be at least 1, max_batch={cfg.max_batch} from 1 to 1024 and "
             f"max_upload_mb={cfg.max_upload_mb} from 0.01 to 1024."
         )
+    if not 1 <= cfg.max_connections <= 1024:
+        raise ConfigError(f"max_connections={cfg.max_connections} must be from 1 to 1024.")
     return cfg
 
 
@@ -68,8 +70,10 @@ def main(argv: list[str]) -> None:
     app = make_app(classifier, info, cfg)
     # A stalled client holds a shutdown up to 10 s, no longer.
     config = uvicorn.Config(
-        app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=10
-    )
+        app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=10,
+        # A connection past max_connections: 503 at once (uvicorn counts the one asking).
+        limit_concurrency=cfg.max_connections + 1,
+    )  # fmt: skip
     server = uvicorn.Server(config)
     check_free(cfg.host, cfg.port)
     print(f"serving {printable(str(classifier.path))} at http://{cfg.host}:{cfg.port}/ "

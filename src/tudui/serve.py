@@ -45,6 +45,9 @@ class ServeConfig:
     topk: int = 3  # classes per image in each answer, at most all of them
     max_upload_mb: float = 20  # a request's whole body
     max_batch: int = 16  # images one forward pass takes from concurrent requests
+    # Connections at once, the rest answered 503 (uvicorn's limit_concurrency): bodies are
+    # read into memory, so at most this many times max_upload_mb.
+    max_connections: int = 32
     device: str = "auto"  # checkpoints: auto picks CUDA when available
 
 
