@@ -261,21 +261,26 @@ def test_the_onnx_server_runs_without_torch_and_stops_on_a_signal(exported, sign
     process, address = start_server(
         f"ckpt={exported}", "max_connections=1", block_torch=True, sigint_ignored=ignored
     )
-    info = wait_until_answered(f"{address}/info")  # once start_server's probe has closed
-    assert info["classes"] == ["ants", "bees"] and len(info["checkpoint_sha256"]) == 64
-    # One connection at a time: an upload in progress holds it, the next is refused at once.
-    port = int(address.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as uploading:
-        uploading.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                          b"Content-Length: 1000\r\n\r\nsome")  # fmt: skip
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            get_json(f"{address}/info")
-        assert refused.value.code == 503
-    wait_until_answered(f"{address}/info")  # the upload's connection closed: served again
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=PATIENCE)
-    assert process.returncode == 128 + signum, stderr  # as a shell reports the signal
-    assert f"at {address}/" in stdout and "stopped" in stdout
+    try:
+        info = wait_until_answered(f"{address}/info")  # once start_server's probe has closed
+        assert info["classes"] == ["ants", "bees"] and len(info["checkpoint_sha256"]) == 64
+        # One connection at a time: an upload in progress holds it, the next is refused at once.
+        port = int(address.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as uploading:
+            uploading.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                              b"Content-Length: 1000\r\n\r\nsome")  # fmt: skip
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                get_json(f"{address}/info")
+            assert refused.value.code == 503
+        wait_until_answered(f"{address}/info")  # the upload's connection closed: served again
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=PATIENCE)
+        assert process.returncode == 128 + signum, stderr  # as a shell reports the signal
+        assert f"at {address}/" in stdout and "stopped" in stdout
+    finally:  # a failed check must not leave the server running
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     # uvicorn's line for each 503 (the waits above may have met a few more): nothing else.
     assert set(stderr.splitlines()) == {"WARNING:  Exceeded concurrency limit."}
 
