@@ -70,14 +70,10 @@ def exit_on_user_error() -> Iterator[None]:
         # The output goes nowhere from here, so Python's last flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1) from None
-    except OSError as err:
-        if err.errno not in WRITE_REFUSED:
-            print(f"error: {unexpected(err)}", file=sys.stderr)
-        else:
-            print(f"error: {_own_words(cannot_write(err))}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except Exception as err:  # a library's error that tudui does not put in its own words
-        print(f"error: {unexpected(err)}", file=sys.stderr)
+    except Exception as err:  # a full disk, or a library's error not in tudui's own words
+        refused = isinstance(err, OSError) and err.errno in WRITE_REFUSED
+        said = _own_words(cannot_write(err)) if refused else unexpected(err)
+        print(f"error: {said}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

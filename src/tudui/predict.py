@@ -141,7 +141,7 @@ def predict(
                 inputs.append(classifier.prepare(path))
                 readable.append(result)
             except BadImage as err:
-                result.error = str(err).removeprefix(f"{path}: ")
+                result.error = str(err).removeprefix(f"{printable(str(path))}: ")
         if inputs:
             probabilities = classifier.probabilities(inputs)
             for result, row in zip(readable, probabilities, strict=True):

@@ -89,11 +89,12 @@ def _subfolders(folder: Path, root: Path) -> list[Path]:
         _unreadable(err)
     found = sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
     seen: dict[Path, Path] = {}
+    here = folder.resolve()
     for path in sorted(found, key=Path.is_symlink):  # folders first, then links to them
         target = followed(path, root)
         # A class that holds the folder being read (or the data folder), or lies inside
         # another class (or holds one): its images would count under two classes.
-        above = [p for p in (folder.resolve(), root) if p.is_relative_to(target)]
+        above = [p for p in (here, root) if p.is_relative_to(target)]
         overlap = [seen[t] for t in seen if t.is_relative_to(target) or target.is_relative_to(t)]
         if above or overlap:
             same = f"{above[0]}, the folder it is in" if above else str(overlap[0])
@@ -105,19 +106,22 @@ def _subfolders(folder: Path, root: Path) -> list[Path]:
     return found
 
 
-def _check_folder(folder: Path) -> None:
+def _checked_root(folder: Path, root: Path | None) -> Path:
+    """The data folder (``folder`` by default), resolved, once ``folder`` is a folder in it:
+    a split folder linked out of the data folder is refused as any link."""
     if folder.is_file():
         raise DataError(f"{folder} is a file, not a folder of images. Check data.root.")
     if not folder.is_dir():
         raise DataError(f"Data folder {folder} does not exist. Check data.root.")
+    root = (root or folder).resolve()
+    followed(folder, root)
+    return root
 
 
 def class_folder_samples(folder: Path, root: Path | None = None) -> list[Sample]:
     """``<folder>/<class>/**/<image>``: the folder name is the label (torchvision's
     ImageFolder). Links are followed inside ``root``, the data folder (``folder`` by default)."""
-    _check_folder(folder)
-    root = (root or folder).resolve()
-    followed(folder, root)  # train/ linked out of the data folder: refused as any link
+    root = _checked_root(folder, root)
     classes = _subfolders(folder, root)
     if not classes:
         raise DataError(
@@ -158,9 +162,7 @@ def label_file_samples(folder: Path, root: Path | None = None) -> list[Sample]:
     position. A folder without ``*_image`` folders is read as class folders, so val/ and
     test/ may use either layout.
     """
-    _check_folder(folder)
-    root = (root or folder).resolve()
-    followed(folder, root)
+    root = _checked_root(folder, root)
     image_dirs = [p for p in _subfolders(folder, root) if p.name.endswith("_image")]
     if not image_dirs:
         return class_folder_samples(folder, root)

@@ -1,5 +1,6 @@
 """Images of a folder dataset: decoded once, kept in memory up to a budget, read again past it."""
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from torch.utils.data import Dataset
 
 from tudui.data.images import BadImage, read_image
 from tudui.errors import DataError
+from tudui.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,9 @@ def decode_images(
     readable: dict[Path, torch.Tensor | None] = {}
     bad: list[BadImage] = []
     used = 0
-    with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes without the GIL
-        for path, image in zip(
-            paths, pool.map(_read_or_error, paths, [short_side] * len(paths)), strict=True
-        ):
+    read = functools.partial(_read_or_error, short_side=short_side)
+    with ThreadPoolExecutor(usable_cores()) as pool:  # Pillow decodes without the GIL
+        for path, image in zip(paths, pool.map(read, paths), strict=True):
             if isinstance(image, BadImage):
                 bad.append(image)
                 continue

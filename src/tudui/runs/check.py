@@ -168,18 +168,16 @@ def _schedule_problems(cfg: DictConfig) -> list[str]:
             problems += hook(values) if hook and not problems else []
     # onecycle's epochs follow trainer.max_epochs; set shorter, its steps would run out.
     epochs, max_epochs = (cfg.get("scheduler") or {}).get("epochs"), cfg.trainer.get("max_epochs")
-    numbers = isinstance(epochs, int) and isinstance(max_epochs, int)
-    if not problems and numbers and 0 < epochs < max_epochs:
+    shorter = isinstance(epochs, int) and isinstance(max_epochs, int) and 0 < epochs < max_epochs
+    if not problems and (shorter or _beyond(epochs, max_epochs)):
+        effect = (
+            "the schedule would end before training does" if shorter
+            else "training would stop early in the cycle, at a high rate"
+        )  # fmt: skip
         problems.append(
-            f"scheduler.epochs={epochs} is fewer than trainer.max_epochs={max_epochs}: the "
-            "schedule would end before training does; leave scheduler.epochs out (it "
+            f"scheduler.epochs={epochs} is {'fewer' if shorter else 'more'} than "
+            f"trainer.max_epochs={max_epochs}: {effect}; leave scheduler.epochs out (it "
             "follows trainer.max_epochs)"
-        )
-    elif not problems and _beyond(epochs, max_epochs):
-        problems.append(
-            f"scheduler.epochs={epochs} is more than trainer.max_epochs={max_epochs}: "
-            "training would stop early in the cycle, at a high rate; leave scheduler.epochs "
-            "out (it follows trainer.max_epochs)"
         )
     return problems
 

@@ -132,26 +132,24 @@ def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """``task(cfg)`` as one job of a sweep: a job that fails is logged and marked failed
     in the summary while the others run; an interrupt stops the whole sweep."""
     _share_the_cores()
+    run = RunFolder(Path(cfg.paths.output_dir))
     try:
         return task(cfg)
     except TrainingInterrupted as err:
-        run = RunFolder(Path(cfg.paths.output_dir))
         if run.holds_results():  # else nothing ran, and the folder is removed
             write_text(run.interrupted, f"{err}\n")
         raise
     except TuduiError as err:
-        return _failed(cfg, str(err))
-    except OSError as err:
-        if err.errno in WRITE_REFUSED:  # a full disk: the next jobs would fail as well
-            raise
-        return _failed(cfg, unexpected(err))
+        return _failed(run, str(err))
     except Exception as err:  # a library's error (out of memory at a swept batch size)
-        return _failed(cfg, unexpected(err))
+        if isinstance(err, OSError) and err.errno in WRITE_REFUSED:
+            raise  # a full disk: the next jobs would fail as well
+        return _failed(run, unexpected(err))
 
 
-def _failed(cfg: DictConfig, why: str) -> None:
+def _failed(run: RunFolder, why: str) -> None:
     log.error("this job failed: %s", why)
-    write_text(RunFolder(Path(cfg.paths.output_dir)).failed, f"{why}\n")
+    write_text(run.failed, f"{why}\n")
 
 
 def _share_the_cores() -> None:
